@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install quickstart test test-all benchmarks clean
+
+$(INSTALLED): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[serving,postgres,dev]"
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+quickstart: $(INSTALLED)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/quickstart.sh
+
+test: $(INSTALLED)
+	$(VENV)/bin/pytest
+
+# Everything, including slow tests and the ones that read ../shared/data.
+test-all: $(INSTALLED)
+	$(VENV)/bin/pytest -m ""
+
+benchmarks: $(INSTALLED)
+	$(VENV)/bin/python benchmarks/quality.py
+	$(VENV)/bin/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) .nightdesk .pytest_cache

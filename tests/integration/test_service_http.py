@@ -1,0 +1,134 @@
+"""The real server: `bentoml serve` on a free loopback port against champions trained on the sample."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import mlflow
+import pandas as pd
+import pytest
+
+from features.predictor import to_model_input
+from features.schema import TASKS, TICKET_COLUMNS
+
+pytestmark = pytest.mark.integration
+
+PROJECT = Path(__file__).resolve().parents[2]
+READY_TIMEOUT_S = 90
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained_registry, tmp_path_factory):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NIGHTDESK_"))}
+    env.update(NIGHTDESK_HOME=str(trained_registry.home), MLFLOW_DISABLE_TELEMETRY="true",
+               BENTOML_HOME=str(tmp_path_factory.mktemp("bentoml")))
+    log = (tmp_path_factory.mktemp("server") / "server.log").open("w+")
+    bentoml = Path(sys.executable).with_name("bentoml")
+    process = subprocess.Popen(
+        [str(bentoml), "serve", "serving.service:Nightdesk", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, process, log)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            yield client
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the server and its workers
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def _wait_ready(base: str, process: subprocess.Popen, log) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"bentoml serve exited with {process.returncode}:\n{log.read()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    log.seek(0)
+    pytest.fail(f"not ready within {READY_TIMEOUT_S} s:\n{log.read()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def payloads(tickets) -> list[dict]:
+    rows = tickets[list(TICKET_COLUMNS)].head(25).to_dict("records")
+    return [{k: (v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in r.items() if not pd.isna(v)}
+            for r in rows]
+
+
+def test_every_endpoint_answers(server, payloads):
+    assert server.get("/healthz").status_code == 200
+    assert server.get("/readyz").status_code == 200
+    single = server.post("/predict", json=payloads[0])
+    assert single.status_code == 200 and set(single.json()["predictions"]) == set(TASKS)
+    batch = server.post("/predict_batch", json={"tickets": payloads})
+    assert batch.status_code == 200 and len(batch.json()["predictions"]) == len(payloads)
+    models = server.get("/models").json()["models"]
+    assert [m["status"] for m in models] == ["loaded"] * 3
+    assert {"/predict", "/predict_batch", "/models"} <= set(server.get("/docs.json").json()["paths"])
+    metrics = server.get("/metrics").text
+    assert "nightdesk_predictions_total" in metrics and "nightdesk_needs_review" in metrics
+    assert "bentoml_service_request_duration_seconds_bucket" in metrics
+
+
+def test_served_equals_in_process_prediction(server, payloads, trained_registry):
+    served = server.post("/predict_batch", json={"tickets": payloads}).json()["predictions"]
+    singles = [server.post("/predict", json=p).json() for p in payloads[:5]]
+    mlflow.set_tracking_uri(trained_registry.settings().tracking_uri)
+    mlflow.set_registry_uri(trained_registry.settings().registry_uri)
+    frame = to_model_input(pd.DataFrame(payloads))
+    for task in TASKS:
+        expected = mlflow.pyfunc.load_model(f"models:/nightdesk-{task}@champion").predict(frame)
+        rows = expected.to_dict(orient="records")
+        for row, answer in zip(rows, served):
+            got = answer["predictions"][task]
+            assert (got["label"], got["probabilities"], got["needs_review"]) == (
+                row["label"], row["probabilities"], row["needs_review"])
+        for row, answer in zip(rows, singles):
+            assert answer["predictions"][task]["probabilities"] == row["probabilities"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "named"),
+    [
+        (b'{"id": "T-1", "body": "caf\xe9 \xff"}', 400, "json_invalid"),
+        (b'{"id": "T-1", "body": "x", "customer_timezone": "Mars/Base"}', 400, "customer_timezone"),
+        (b'{"id": "T-1", "body": "x", "created_at": "2026-01-05T02:08:17"}', 400, "created_at"),
+        (b'{"id": "T-1", "body": "x", "extra": 1}', 400, "extra"),
+        (b'{"id": "T-1", "body": "' + b"a" * (3 * 1024 * 1024) + b'"}', 400, "body"),
+        (b'{"id": "T-1", "body": "' + b"a" * (17 * 1024 * 1024) + b'"}', 413, "limit"),
+    ],
+)
+def test_bad_input_gets_a_4xx_naming_the_field(server, body, status, named):
+    response = server.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status and named in response.text
+
+
+def test_batch_over_the_limit_is_refused(server, payloads):
+    response = server.post("/predict_batch", json={"tickets": payloads[:1] * 1001})
+    assert response.status_code == 400 and "the limit is 1000" in response.text
+    assert server.post("/predict", json=payloads[0]).status_code == 200

@@ -1,0 +1,141 @@
+"""Experiment configuration: typed, loaded from versioned YAML, resolved per task.
+
+The packaged ``defaults/train.yaml`` holds the defaults; a user's file overrides any
+part of it, and its ``tasks.<task>`` section overrides the shared settings for one
+task. The resolved config of a run is logged to MLflow with the run.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Strict):
+    # "auto" splits by time when every row has a timestamp, else stratified at random.
+    strategy: Literal["auto", "stratified", "time"] = "auto"
+    validation_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+
+
+class FeatureConfig(_Strict):
+    word_ngram_range: tuple[int, int] = (1, 2)
+    char_ngram_range: tuple[int, int] = (2, 5)
+    min_df: int = Field(1, ge=1)
+    max_word_features: int | None = 200_000
+    max_char_features: int | None = 300_000
+    sublinear_tf: bool = True
+    metadata: bool = True
+    business_start_hour: int = Field(8, ge=0, le=23)
+    business_end_hour: int = Field(18, ge=1, le=24)
+
+    @field_validator("word_ngram_range", "char_ngram_range")
+    @classmethod
+    def _ordered(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= value[0] <= value[1]:
+            raise ValueError("an n-gram range is [low, high] with 1 <= low <= high")
+        return value
+
+
+class ModelConfig(_Strict):
+    kind: Literal["linear_svm", "logistic_regression"] = "linear_svm"
+    C: float = Field(0.5, gt=0)
+    class_weight: Literal["balanced"] | None = "balanced"
+    calibration_method: Literal["sigmoid", "isotonic"] = "sigmoid"
+    calibration_folds: int = Field(3, ge=2)
+    max_iter: int = Field(2000, ge=10)
+
+
+class EvaluationConfig(_Strict):
+    # Per-class confidence thresholds are chosen so that predictions above them
+    # reach this precision on validation data; below them a human reviews.
+    target_precision: float = Field(0.9, gt=0, le=1)
+    min_threshold: float = Field(0.0, ge=0, le=1)
+    calibration_bins: int = Field(10, ge=2)
+
+
+class PromotionConfig(_Strict):
+    # Every class's recall must stay at or above its floor for a candidate to be promoted.
+    recall_floor: float = Field(0.0, ge=0, le=1)
+    recall_floors: dict[str, float] = Field(default_factory=dict)
+    # A candidate may trail the champion's macro-F1 by at most this much.
+    macro_f1_tolerance: float = Field(0.0, ge=0, le=0.2)
+
+    def floor_for(self, label: str) -> float:
+        return self.recall_floors.get(label, self.recall_floor)
+
+
+class TrainConfig(_Strict):
+    seed: int = 42
+    split: SplitConfig = SplitConfig()
+    features: FeatureConfig = FeatureConfig()
+    model: ModelConfig = ModelConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    promotion: PromotionConfig = PromotionConfig()
+    max_text_chars: int = Field(20_000, ge=100)
+    category_labels: tuple[str, ...] | None = None
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be read or does not fit the schema; names the file and key."""
+
+
+def default_config_text() -> str:
+    return resources.files("training").joinpath("defaults/train.yaml").read_text(encoding="utf-8")
+
+
+def load_config(task: str, path: Path | None = None) -> TrainConfig:
+    """The resolved config for ``task``: packaged defaults, overridden by ``path``, then its task section."""
+    merged = _with_task_section(yaml.safe_load(default_config_text()) or {}, task)
+    source = "packaged defaults"
+    if path is not None:
+        source = str(path)
+        merged = deep_merge(merged, _with_task_section(_read_yaml(path), task))
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return data
+
+
+def _with_task_section(data: dict[str, Any], task: str) -> dict[str, Any]:
+    data = dict(data)
+    sections = data.pop("tasks", None) or {}
+    if not isinstance(sections, dict):
+        raise ConfigError("tasks: must map a task name to its settings")
+    return deep_merge(data, sections.get(task) or {})
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_to_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

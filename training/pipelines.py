@@ -1,0 +1,105 @@
+"""Build and fit the default model of a task: pure functions, no I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+from sklearn.svm import LinearSVC
+
+from features.predictor import TicketClassifier, normalize_tickets, readable_feature_names
+from features.schema import TEXT_COLUMNS, TicketColumn
+from features.transformers import LocalTimeFeatures, TicketTextFeatures, fill_missing_category
+from training.config import TrainConfig
+
+CATEGORICAL_COLUMNS = [TicketColumn.CHANNEL.value, TicketColumn.CUSTOMER_TIER.value]
+TIME_COLUMNS = [TicketColumn.CREATED_AT.value, TicketColumn.CUSTOMER_TIMEZONE.value]
+
+
+def build_features(config: TrainConfig) -> ColumnTransformer:
+    f = config.features
+    parts = [
+        (
+            "text",
+            TicketTextFeatures(
+                word_ngram_range=f.word_ngram_range,
+                char_ngram_range=f.char_ngram_range,
+                min_df=f.min_df,
+                max_word_features=f.max_word_features,
+                max_char_features=f.max_char_features,
+                sublinear_tf=f.sublinear_tf,
+            ),
+            list(TEXT_COLUMNS),
+        )
+    ]
+    if f.metadata:
+        categories = make_pipeline(
+            FunctionTransformer(fill_missing_category, feature_names_out="one-to-one"),
+            OneHotEncoder(handle_unknown="ignore", min_frequency=5),
+        )
+        parts += [
+            ("meta", categories, CATEGORICAL_COLUMNS),
+            ("time", LocalTimeFeatures(f.business_start_hour, f.business_end_hour), TIME_COLUMNS),
+        ]
+    # Always sparse, so explanations can walk each row's non-zero features.
+    return ColumnTransformer(parts, sparse_threshold=1.0)
+
+
+def build_classifier(config: TrainConfig):
+    m = config.model
+    if m.kind == "logistic_regression":
+        return LogisticRegression(C=m.C, class_weight=m.class_weight, max_iter=m.max_iter, random_state=config.seed)
+    svm = LinearSVC(C=m.C, class_weight=m.class_weight, max_iter=m.max_iter, random_state=config.seed)
+    # ensemble=False: one SVM fitted on all the data (its weights explain predictions),
+    # calibrated on cross-validated decision values so probabilities are honest.
+    return CalibratedClassifierCV(svm, method=m.calibration_method, cv=m.calibration_folds, ensemble=False)
+
+
+def build_pipeline(task: str, config: TrainConfig) -> Pipeline:
+    """The untrained pipeline for ``task``: ticket columns in, class probabilities out."""
+    del task  # every task shares the default architecture; configs differ per task
+    return Pipeline([("features", build_features(config)), ("classifier", build_classifier(config))])
+
+
+def calibration_folds(labels: pd.Series, wanted: int) -> int:
+    """Fewer folds when the rarest class is too small for ``wanted`` stratified folds."""
+    smallest = int(labels.value_counts().min())
+    if smallest < 2:
+        raise ValueError(
+            f"every class needs at least 2 training examples; the rarest has {smallest} "
+            f"({labels.value_counts().idxmin()!r})"
+        )
+    return min(wanted, smallest)
+
+
+def fit_classifier(
+    train: pd.DataFrame,
+    task: str,
+    config: TrainConfig,
+    *,
+    sample_weight: np.ndarray | None = None,
+    thresholds: dict[str, float] | None = None,
+) -> TicketClassifier:
+    """Fit the task's pipeline on ``train`` (ticket columns plus the task's label column)."""
+    labels = train[task].astype(str)
+    if labels.nunique() < 2:
+        raise ValueError(f"{task}: training data has a single class ({labels.iloc[0]!r}); need at least two")
+    pipeline = build_pipeline(task, config)
+    classifier = pipeline.named_steps["classifier"]
+    if isinstance(classifier, CalibratedClassifierCV):
+        classifier.set_params(cv=calibration_folds(labels, config.model.calibration_folds))
+    tickets, _ = normalize_tickets(train, config.max_text_chars)
+    fit_params = {} if sample_weight is None else {"classifier__sample_weight": sample_weight}
+    pipeline.fit(tickets, labels.to_numpy(), **fit_params)
+    return TicketClassifier(
+        task=task,
+        pipeline=pipeline,
+        labels=tuple(str(c) for c in pipeline.classes_),
+        thresholds=dict(thresholds or {}),
+        max_text_chars=config.max_text_chars,
+        feature_names=readable_feature_names(pipeline.named_steps["features"].get_feature_names_out()),
+    )
