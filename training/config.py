@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from features.schema import TASKS
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -93,11 +95,11 @@ def default_config_text() -> str:
 
 def load_config(task: str, path: Path | None = None) -> TrainConfig:
     """The resolved config for ``task``: packaged defaults, overridden by ``path``, then its task section."""
-    merged = _with_task_section(yaml.safe_load(default_config_text()) or {}, task)
+    merged = _with_task_section(yaml.safe_load(default_config_text()) or {}, task, "packaged defaults")
     source = "packaged defaults"
     if path is not None:
         source = str(path)
-        merged = deep_merge(merged, _with_task_section(_read_yaml(path), task))
+        merged = deep_merge(merged, _with_task_section(_read_yaml(path), task, source))
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as error:
@@ -119,12 +121,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _with_task_section(data: dict[str, Any], task: str) -> dict[str, Any]:
+def _with_task_section(data: dict[str, Any], task: str, source: str) -> dict[str, Any]:
+    """The shared settings overridden by ``tasks.<task>``; a misspelt or malformed section is an error."""
     data = dict(data)
     sections = data.pop("tasks", None) or {}
     if not isinstance(sections, dict):
-        raise ConfigError("tasks: must map a task name to its settings")
-    return deep_merge(data, sections.get(task) or {})
+        raise ConfigError(f"{source}: tasks: must map a task name to its settings")
+    unknown = sorted(set(sections) - set(TASKS))
+    if unknown:
+        raise ConfigError(f"{source}: tasks: unknown task {', '.join(map(repr, unknown))}; expected {', '.join(TASKS)}")
+    section = sections.get(task) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: tasks.{task}: must be a mapping of settings, got {section!r}")
+    return deep_merge(data, section)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -378,7 +378,6 @@ def test_bad_config_is_a_one_line_error(nightdesk_home, sample_csv, tmp_path):
     assert_clean_error(run("train", "--task", "urgency", "--data", sample_csv, "--config", config), "model.kernel")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (config.py, reported): 'tasks: {urgency: 5}' crashes with AttributeError")
 def test_non_mapping_task_section_is_a_one_line_error(nightdesk_home, sample_csv, tmp_path):
     config = tmp_path / "experiment.yaml"
     config.write_text("tasks:\n  urgency: 5\n")

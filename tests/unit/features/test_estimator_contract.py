@@ -122,11 +122,6 @@ def test_without_masking_the_same_addresses_do_reach_the_ngrams(pii_tickets):
     assert "word:wozniak" in words
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (transformers.py, reported): the word token pattern '<[A-Z]+>' runs after lowercasing, so "
-    "'<EMAIL>' becomes the plain word 'email' and collides with the real word 'email'",
-)
 def test_pii_placeholders_are_their_own_word_features(pii_tickets):
     words = [str(n) for n in TicketTextFeatures().fit(pii_tickets).get_feature_names_out()]
     placeholder_words = [w for w in words if w.startswith("word:") and "<" in w]
@@ -281,11 +276,6 @@ def test_datetime_values_and_naive_times():
     assert out.hour.tolist() == [2.5, 2.5, 2.5]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (transformers.py, reported): the docstring promises epoch input, but numbers are read as "
-    "nanoseconds since 1970, so an epoch in seconds lands on 1970-01-01 00:00",
-)
 def test_epoch_seconds_are_understood():
     epoch = int(pd.Timestamp("2026-03-30T06:30:00Z").timestamp())
     out = clock([epoch], ["UTC"])
