@@ -150,3 +150,9 @@ def test_the_mlflow_loader_reports_a_missing_champion(sentiment_missing_home):
     slot = MlflowLoader(settings)("sentiment", None)
     assert isinstance(slot, MissingModel) and "@champion" in slot.reason
     assert MlflowLoader(settings)("urgency", None).version == "1"
+
+
+def test_an_empty_batch_is_refused_naming_the_field(client):
+    response = client.post("/predict_batch", json={"tickets": []})
+    assert response.status_code == 400
+    assert "tickets" in response.text and "at least 1 item" in response.text
