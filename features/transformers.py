@@ -67,65 +67,183 @@ def join_ticket_text(row: Sequence, *, mask: bool = True) -> str:
     return ". ".join(parts)
 
 
-class WordCachedTfidfVectorizer(TfidfVectorizer):
-    """``TfidfVectorizer`` with the same output, counting n-grams per distinct token.
+class _LastBatchTexts:
+    """The model texts of the most recent batch of ticket rows.
 
-    scikit-learn builds every character n-gram of every word of every document in
-    Python; ticket text repeats the same few thousand words, so here the n-grams
-    of each distinct word are built once and documents are combined from word
-    counts with a sparse product. Word n-grams are numbered with array
-    operations instead of per-position dictionary look-ups.
-    Configurations without a fast path (custom analyzers, stop words, ...) use
-    scikit-learn's own counting.
+    A deployment's task models (urgency, category, sentiment) score the same
+    tickets one after another, and cleaning and masking is the costliest part
+    of their features; remembering the last batch lets the second and third
+    model skip it. One batch only, so memory stays bounded by what the caller
+    already holds. The entry is replaced in one assignment, so threads never
+    see a half-written one.
+    """
+
+    def __init__(self):
+        self._entry: tuple[bool, np.ndarray, tuple[str, ...]] | None = None
+
+    def texts(self, rows: np.ndarray, mask: bool) -> list[str]:
+        entry = self._entry
+        if entry is not None and entry[0] == mask and _same_cells(entry[1], rows):
+            return list(entry[2])
+        texts = [join_ticket_text(row, mask=mask) for row in rows]
+        self._entry = (mask, rows.copy(), tuple(texts))
+        return texts
+
+
+def _same_cells(left: np.ndarray, right: np.ndarray) -> bool:
+    """Cell by cell the same values of the same types (1 and 1.0 give different texts)."""
+    if left.shape != right.shape:
+        return False
+    try:
+        return all(a is b or (type(a) is type(b) and bool(a == b)) for a, b in zip(left.flat, right.flat))
+    except (TypeError, ValueError):  # values without a plain truth value (pd.NA, arrays)
+        return False
+
+
+_RECENT_TEXTS = _LastBatchTexts()
+#: Per tokenization settings: the last documents tokenized and their numbered tokens.
+_RECENT_TOKENS: dict[tuple, tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
+
+
+def forget_recent_batches() -> None:
+    """Drop the remembered last batch (texts and tokens), e.g. to time a cold pass or free memory."""
+    _RECENT_TEXTS._entry = None
+    _RECENT_TOKENS.clear()
+
+
+class FastCountingTfidfVectorizer(TfidfVectorizer):
+    """``TfidfVectorizer`` with the same output, counted with array operations.
+
+    scikit-learn counts n-grams one by one in Python, which made TF-IDF the
+    slowest step of training and scoring. Here:
+
+    - character n-grams (``char_wb``) are built once per distinct word (ticket
+      text repeats the same few thousand words) and documents are combined from
+      their word counts with one sparse product;
+    - word n-grams of already fitted vectorizers (scoring) are numbered as
+      pairs of token ids, so each distinct n-gram is looked up once.
+
+    Fitting word n-grams and configurations without a fast path (custom
+    analyzers or tokenizers, stop words, non-text input) use scikit-learn's
+    own counting. The vocabulary, matrix and even its sparse layout are
+    identical (the tests compare them).
     """
 
     def _count_vocab(self, raw_documents, fixed_vocab):
         documents = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
-        if not self._has_fast_path(documents):
+        if not self._has_fast_path(documents, fixed_vocab):
             return super()._count_vocab(documents, fixed_vocab)
         vocabulary = self.vocabulary_ if fixed_vocab else {}
-        tokens, doc_of_token = self._tokens(documents)
-        X = self._char_wb_counts(tokens, doc_of_token, len(documents), vocabulary, fixed_vocab)
-        if not fixed_vocab and not vocabulary:
+        if self.analyzer == "char_wb":
+            X = self._char_wb_counts(documents, vocabulary, fixed_vocab)
+        else:
+            X = self._word_counts(documents, vocabulary)
+        if not vocabulary:
             raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
         X = sp.csr_array(X, dtype=self.dtype)
         X.sort_indices()
         return vocabulary, _align_api_if_sparse(X)
 
-    def _has_fast_path(self, documents) -> bool:
+    def _has_fast_path(self, documents, fixed_vocab: bool) -> bool:
         plain = (
-            self.input == "content" and self.preprocessor is None and self.tokenizer is None
-            and self.stop_words is None and not callable(self.analyzer)
+            self.input == "content"
+            and self.preprocessor is None
+            and self.tokenizer is None
+            and self.stop_words is None
+            and not callable(self.analyzer)
+            and all(isinstance(d, str) for d in documents)
         )
-        return plain and self.analyzer == "char_wb" and all(isinstance(d, str) for d in documents)
+        return plain and (self.analyzer == "char_wb" or (self.analyzer == "word" and fixed_vocab))
 
-    def _tokens(self, documents):
+    def _numbered_tokens(self, documents: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each token's code, the distinct tokens, and each token's document.
+
+        The task models of a deployment tokenize the same texts the same way
+        one after another, so the last result per tokenization is kept.
+        """
+        pattern = self.token_pattern if self.analyzer == "word" else None
+        key = (self.analyzer, self.lowercase, self.strip_accents, pattern)
+        texts = np.asarray(documents, dtype=object)
+        cached = _RECENT_TOKENS.get(key)
+        if cached is not None and _same_cells(cached[0], texts):
+            return cached[1]
         preprocess = self.build_preprocessor()
-        per_document = [preprocess(doc).split() for doc in documents]
-        lengths = np.fromiter(map(len, per_document), dtype=np.int64, count=len(per_document))
-        flat = np.fromiter(itertools.chain.from_iterable(per_document), dtype=object, count=int(lengths.sum()))
-        return flat, np.repeat(np.arange(len(documents)), lengths)
-
-    def _char_wb_counts(self, tokens, doc_of_token, n_docs, vocabulary, fixed_vocab):
+        split = str.split if self.analyzer == "char_wb" else self.build_tokenizer()
+        tokens, doc_of_token = _flatten([split(preprocess(doc)) for doc in documents])
         codes, words = pd.factorize(tokens)
-        word_counts = sp.csr_matrix(
-            (np.ones(len(codes), dtype=np.int32), (doc_of_token, codes)), shape=(n_docs, len(words))
-        )
-        word_ngrams = self._ngram_matrix([self._char_wb_ngrams(w) for w in words], vocabulary, fixed_vocab)
-        return word_counts @ word_ngrams
+        result = (codes, words, doc_of_token)
+        _RECENT_TOKENS[key] = (texts, result)
+        return result
 
-    def _ngram_matrix(self, ngram_lists, vocabulary, fixed_vocab):
-        """Rows: one per list; columns: vocabulary ids; values: counts."""
+    def _char_wb_counts(self, documents, vocabulary, fixed_vocab):
+        codes, words, doc_of_token = self._numbered_tokens(documents)
+        # Words are numbered in order of first sight, and so are their n-grams:
+        # the same vocabulary order as scikit-learn's.
+        grams = [self._char_wb_ngrams(word) for word in words]
         if fixed_vocab:
-            ids = [[vocabulary[g] for g in grams if g in vocabulary] for grams in ngram_lists]
+            ids = [[vocabulary[g] for g in word_grams if g in vocabulary] for word_grams in grams]
         else:
-            ids = [[vocabulary.setdefault(g, len(vocabulary)) for g in grams] for grams in ngram_lists]
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        columns = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
-        rows = np.repeat(np.arange(len(ids)), lengths)
-        return sp.csr_matrix(
-            (np.ones(len(columns), dtype=np.int32), (rows, columns)), shape=(len(ids), len(vocabulary))
-        )
+            ids = [[vocabulary.setdefault(g, len(vocabulary)) for g in word_grams] for word_grams in grams]
+        gram_ids, word_of_gram = _flatten(ids)
+        # Documents x n-grams = (documents x words) @ (words x n-grams), computed
+        # transposed: converting the transposed product back to CSR leaves the
+        # column indices sorted, which is cheaper than sorting them afterwards.
+        words_by_gram = _counts_matrix(gram_ids, word_of_gram, (len(vocabulary), len(words)))
+        docs_by_word = _counts_matrix(codes, doc_of_token, (len(words), len(documents)))
+        return (words_by_gram @ docs_by_word).T.tocsr()
+
+    def _word_counts(self, documents, vocabulary):
+        codes, words, doc_of_token = self._numbered_tokens(documents)
+        low, high = self.ngram_range
+        rows, columns = [], []
+        for n, positions, gram_codes, grams in _word_ngrams(codes, words, doc_of_token, high):
+            if n >= low:
+                gram_ids = np.fromiter((vocabulary.get(g, -1) for g in grams), dtype=np.int64, count=len(grams))
+                ids = gram_ids[gram_codes]
+                known = ids >= 0
+                rows.append(doc_of_token[positions[known]])
+                columns.append(ids[known])
+        return _counts_matrix(np.concatenate(rows), np.concatenate(columns), (len(documents), len(vocabulary)))
+
+
+#: The name of FastCountingTfidfVectorizer in an earlier commit, so that models pickled then still load.
+WordCachedTfidfVectorizer = FastCountingTfidfVectorizer
+
+
+def _counts_matrix(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """How often each (row, column) pair occurs, as a CSR matrix."""
+    return sp.csr_matrix((np.ones(len(rows), dtype=np.int32), (rows, columns)), shape=shape)
+
+
+def _flatten(lists: list[list]) -> tuple[np.ndarray, np.ndarray]:
+    """All items of ``lists`` in one object array, and the index of the list each came from."""
+    lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    items = np.fromiter(itertools.chain.from_iterable(lists), dtype=object, count=int(lengths.sum()))
+    return items, np.repeat(np.arange(len(lists)), lengths)
+
+
+def _word_ngrams(codes: np.ndarray, words: np.ndarray, doc_of_token: np.ndarray, high: int):
+    """Per n up to ``high``: start positions, n-gram code per position, text per n-gram code.
+
+    An n-gram is an (n-1)-gram followed by the next token of the same document;
+    pairs of codes are numbered with ``pd.factorize``, so each distinct n-gram's
+    text is joined once.
+    """
+    positions, gram_codes, grams = np.arange(len(codes)), codes, np.asarray(words, dtype=object)
+    for n in range(1, high + 1):
+        if n > 1:
+            # Positions whose (n-1)-gram is followed by a token of the same document.
+            nxt = positions + n - 1
+            inside = nxt < len(codes)
+            inside[inside] = doc_of_token[nxt[inside]] == doc_of_token[positions[inside]]
+            pair = gram_codes[inside] * len(words) + codes[nxt[inside]]
+            positions = positions[inside]
+            gram_codes, pairs = pd.factorize(pair)
+            previous, last = np.divmod(pairs, len(words))
+            grams = np.fromiter(
+                (f"{grams[p]} {words[w]}" for p, w in zip(previous, last)), dtype=object, count=len(pairs)
+            )
+        yield n, positions, gram_codes, grams
 
 
 class TicketTextFeatures(TransformerMixin, BaseEstimator):
@@ -156,11 +274,11 @@ class TicketTextFeatures(TransformerMixin, BaseEstimator):
         self.mask_pii = mask_pii
 
     def _texts(self, X) -> list[str]:
-        return [join_ticket_text(row, mask=self.mask_pii) for row in _as_2d_object_array(X)]
+        return _RECENT_TEXTS.texts(_as_2d_object_array(X), self.mask_pii)
 
     def _vectorizers(self) -> tuple[TfidfVectorizer, TfidfVectorizer]:
         common = dict(lowercase=True, sublinear_tf=self.sublinear_tf, dtype=np.float32, min_df=self.min_df)
-        word = TfidfVectorizer(
+        word = FastCountingTfidfVectorizer(
             analyzer="word",
             ngram_range=tuple(self.word_ngram_range),
             max_features=self.max_word_features,
@@ -168,7 +286,7 @@ class TicketTextFeatures(TransformerMixin, BaseEstimator):
             token_pattern=r"(?u)<[a-z]+>|\b\w+\b",
             **common,
         )
-        char = WordCachedTfidfVectorizer(
+        char = FastCountingTfidfVectorizer(
             analyzer="char_wb", ngram_range=tuple(self.char_ngram_range), max_features=self.max_char_features, **common
         )
         return word, char

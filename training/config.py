@@ -35,6 +35,10 @@ class FeatureConfig(_Strict):
     max_char_features: int | None = 300_000
     sublinear_tf: bool = True
     metadata: bool = True
+    # Scale of the metadata columns next to the text block, whose TF-IDF rows
+    # have unit length: at 1.0 a ticket's few one-hot and clock values outweigh
+    # all of its n-grams together, and the SVM needs twice the passes to converge.
+    metadata_weight: float = Field(0.5, gt=0)
     business_start_hour: int = Field(8, ge=0, le=23)
     business_end_hour: int = Field(18, ge=1, le=24)
 
@@ -48,11 +52,24 @@ class FeatureConfig(_Strict):
 
 class ModelConfig(_Strict):
     kind: Literal["linear_svm", "logistic_regression"] = "linear_svm"
+    # linear_svm only: one binary SVM per class ("ovr") or one joint multi-class
+    # SVM ("crammer_singer"), which separates many similar intents better.
+    multi_class: Literal["ovr", "crammer_singer"] = "ovr"
     C: float = Field(0.5, gt=0)
     class_weight: Literal["balanced"] | None = "balanced"
-    calibration_method: Literal["sigmoid", "isotonic"] = "sigmoid"
+    # "temperature" keeps the SVM's ranking of classes (so its balanced class
+    # weights still decide the label); "sigmoid" calibrates each class on its own.
+    calibration_method: Literal["sigmoid", "isotonic", "temperature"] = "temperature"
     calibration_folds: int = Field(3, ge=2)
+    # Above this many training tickets, cross-validated calibration (one extra
+    # fit per fold) costs more than it brings: the calibrator is fitted on one
+    # stratified held-out slice of calibration_holdout_rows tickets instead,
+    # and the model on the rest.
+    calibration_cv_max_rows: int = Field(20_000, ge=1)
+    calibration_holdout_rows: int = Field(5_000, ge=100)
     max_iter: int = Field(2000, ge=10)
+    # Solver stopping tolerance; liblinear's own default for these solvers is 0.1.
+    tol: float = Field(0.01, gt=0)
 
 
 class EvaluationConfig(_Strict):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from sklearn.svm import LinearSVC
@@ -14,7 +18,7 @@ from sklearn.svm import LinearSVC
 from features.predictor import TicketClassifier, normalize_tickets, readable_feature_names
 from features.schema import TEXT_COLUMNS, TicketColumn
 from features.transformers import LocalTimeFeatures, TicketTextFeatures, fill_missing_category
-from training.config import TrainConfig
+from training.config import ModelConfig, TrainConfig, load_config
 
 CATEGORICAL_COLUMNS = [TicketColumn.CHANNEL.value, TicketColumn.CUSTOMER_TIER.value]
 TIME_COLUMNS = [TicketColumn.CREATED_AT.value, TicketColumn.CUSTOMER_TIMEZONE.value]
@@ -37,25 +41,49 @@ def build_features(config: TrainConfig) -> ColumnTransformer:
         )
     ]
     if f.metadata:
+        # The weight is a step of each block (not ColumnTransformer's
+        # transformer_weights) so that every consumer of the fitted parts,
+        # including TicketClassifier's direct transform, sees the same values.
+        weight = _weight_step(f.metadata_weight)
         categories = make_pipeline(
             FunctionTransformer(fill_missing_category, feature_names_out="one-to-one"),
             OneHotEncoder(handle_unknown="ignore", min_frequency=5),
+            weight,
         )
-        parts += [
-            ("meta", categories, CATEGORICAL_COLUMNS),
-            ("time", LocalTimeFeatures(f.business_start_hour, f.business_end_hour), TIME_COLUMNS),
-        ]
+        clock = make_pipeline(LocalTimeFeatures(f.business_start_hour, f.business_end_hour), weight)
+        parts += [("meta", categories, CATEGORICAL_COLUMNS), ("time", clock, TIME_COLUMNS)]
     # Always sparse, so explanations can walk each row's non-zero features.
     return ColumnTransformer(parts, sparse_threshold=1.0)
+
+
+def scale_block(X, weight: float):
+    """``X`` times a constant; module-level so that fitted pipelines pickle."""
+    return X * weight
+
+
+def _weight_step(weight: float) -> FunctionTransformer:
+    return FunctionTransformer(
+        scale_block, kw_args={"weight": weight}, accept_sparse=True, feature_names_out="one-to-one"
+    )
 
 
 def build_classifier(config: TrainConfig):
     m = config.model
     if m.kind == "logistic_regression":
-        return LogisticRegression(C=m.C, class_weight=m.class_weight, max_iter=m.max_iter, random_state=config.seed)
-    svm = LinearSVC(C=m.C, class_weight=m.class_weight, max_iter=m.max_iter, random_state=config.seed)
+        return LogisticRegression(
+            C=m.C, class_weight=m.class_weight, max_iter=m.max_iter, tol=m.tol, random_state=config.seed
+        )
+    svm = LinearSVC(
+        C=m.C,
+        class_weight=m.class_weight,
+        multi_class=m.multi_class,
+        max_iter=m.max_iter,
+        tol=m.tol,
+        random_state=config.seed,
+    )
     # ensemble=False: one SVM fitted on all the data (its weights explain predictions),
     # calibrated on cross-validated decision values so probabilities are honest.
+    # fit_classifier switches large training sets to a held-out slice (calibration_split).
     return CalibratedClassifierCV(svm, method=m.calibration_method, cv=m.calibration_folds, ensemble=False)
 
 
@@ -76,6 +104,22 @@ def calibration_folds(labels: pd.Series, wanted: int) -> int:
     return min(wanted, smallest)
 
 
+def calibration_split(labels: pd.Series, model: ModelConfig, seed: int) -> dict:
+    """How the calibrator gets decision values it has not been trained on.
+
+    Up to ``calibration_cv_max_rows`` tickets: cross-validation, then one SVM on all
+    the data (every ticket counts on small data). Beyond: one stratified held-out
+    slice; the SVM is fitted once, on the rest, because each fold would cost a
+    full fit on data that is already plentiful.
+    """
+    if len(labels) <= model.calibration_cv_max_rows:
+        return {"cv": calibration_folds(labels, model.calibration_folds), "ensemble": False}
+    calibration_folds(labels, 2)  # the same check: every class needs two examples
+    rows = min(model.calibration_holdout_rows, len(labels) // model.calibration_folds)
+    holdout = StratifiedShuffleSplit(n_splits=1, test_size=rows, random_state=seed)
+    return {"cv": holdout, "ensemble": True}
+
+
 def fit_classifier(
     train: pd.DataFrame,
     task: str,
@@ -91,7 +135,7 @@ def fit_classifier(
     pipeline = build_pipeline(task, config)
     classifier = pipeline.named_steps["classifier"]
     if isinstance(classifier, CalibratedClassifierCV):
-        classifier.set_params(cv=calibration_folds(labels, config.model.calibration_folds))
+        classifier.set_params(**calibration_split(labels, config.model, config.seed))
     tickets, _ = normalize_tickets(train, config.max_text_chars)
     fit_params = {} if sample_weight is None else {"classifier__sample_weight": sample_weight}
     pipeline.fit(tickets, labels.to_numpy(), **fit_params)
@@ -103,3 +147,23 @@ def fit_classifier(
         max_text_chars=config.max_text_chars,
         feature_names=readable_feature_names(pipeline.named_steps["features"].get_feature_names_out()),
     )
+
+
+def fit_classifiers(
+    train: pd.DataFrame,
+    tasks: Sequence[str],
+    configs: Mapping[str, TrainConfig] | None = None,
+    *,
+    n_jobs: int = 2,
+) -> dict[str, TicketClassifier]:
+    """Fit several tasks' models on the same tickets, in parallel processes.
+
+    Each fit is single-threaded (text features in Python, liblinear), so the
+    tasks themselves are spread over ``n_jobs`` worker processes. ``configs``
+    defaults to each task's packaged config.
+    """
+    configs = {task: (configs or {}).get(task) or load_config(task) for task in tasks}
+    fitted = Parallel(n_jobs=min(n_jobs, len(tasks)))(
+        delayed(fit_classifier)(train, task, configs[task]) for task in tasks
+    )
+    return dict(zip(tasks, fitted))

@@ -1,0 +1,96 @@
+"""features.transformers: the fast TF-IDF counting and the last-batch caches change no output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+import features.transformers as transformers
+from features.transformers import FastCountingTfidfVectorizer, TicketTextFeatures, join_ticket_text
+
+TOKENS = r"(?u)<[a-z]+>|\b\w+\b"
+
+CONFIGS = [
+    dict(analyzer="char_wb", ngram_range=(2, 5)),
+    dict(analyzer="char_wb", ngram_range=(1, 4), max_features=300),
+    dict(analyzer="char_wb", ngram_range=(3, 3), binary=True, max_df=0.5, min_df=2),
+    dict(analyzer="word", ngram_range=(1, 2), token_pattern=TOKENS),
+    dict(analyzer="word", ngram_range=(1, 3), token_pattern=TOKENS, min_df=2, max_features=200),
+    dict(analyzer="word", ngram_range=(2, 3), token_pattern=TOKENS),
+    dict(analyzer="word", ngram_range=(1, 1), lowercase=False),
+    # No fast path: scikit-learn's own counting must still be used correctly.
+    dict(analyzer="word", ngram_range=(1, 2), stop_words="english"),
+    dict(analyzer="char", ngram_range=(2, 3)),
+]
+
+
+def _texts(tickets, rows: slice) -> list[str]:
+    return [join_ticket_text(row) for row in tickets[["subject", "body"]].to_numpy(dtype=object)[rows]]
+
+
+def _assert_same_matrix(expected, actual):
+    # The same values in the same sparse layout, not just equal matrices.
+    assert type(expected) is type(actual) and expected.dtype == actual.dtype
+    assert expected.shape == actual.shape
+    np.testing.assert_array_equal(expected.indptr, actual.indptr)
+    np.testing.assert_array_equal(expected.indices, actual.indices)
+    np.testing.assert_array_equal(expected.data, actual.data)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_fast_counting_matches_scikit_learn(tickets, config):
+    train, test = _texts(tickets, slice(0, 400)), _texts(tickets, slice(400, 500))
+    test += ["", "   ", "Çà et là: İstanbul ÉTÉ aaaa aaaa", "x"]
+    params = dict(sublinear_tf=True, dtype=np.float32, **config)
+    reference, fast = TfidfVectorizer(**params), FastCountingTfidfVectorizer(**params)
+
+    _assert_same_matrix(reference.fit_transform(train), fast.fit_transform(train))
+    assert fast.vocabulary_ == reference.vocabulary_
+    _assert_same_matrix(reference.transform(test), fast.transform(test))
+
+
+def test_fast_counting_raises_like_scikit_learn_on_an_empty_vocabulary():
+    for vectorizer in (TfidfVectorizer(analyzer="char_wb"), FastCountingTfidfVectorizer(analyzer="char_wb")):
+        with pytest.raises(ValueError, match="empty vocabulary"):
+            vectorizer.fit(["", "   "])
+
+
+def test_the_text_cache_never_returns_another_batchs_texts():
+    first = np.array([["Refund", "order 12345 please"], [None, "Login fails"]], dtype=object)
+    again = first.copy()
+    changed = first.copy()
+    changed[1, 1] = "Login works"
+    numeric = np.array([[1, "x"]], dtype=object)
+    as_float = np.array([[1.0, "x"]], dtype=object)
+
+    cache = transformers._LastBatchTexts()
+    assert cache.texts(first, True) == [join_ticket_text(row) for row in first]
+    assert cache.texts(again, True) == [join_ticket_text(row) for row in first]
+    assert cache.texts(changed, True) == [join_ticket_text(row) for row in changed]
+    assert cache.texts(changed, False) == [join_ticket_text(row, mask=False) for row in changed]
+    # 1 and 1.0 are equal but read as different texts ("1" and "1.0").
+    assert cache.texts(numeric, True) == ["1. x"]
+    assert cache.texts(as_float, True) == ["1.0. x"]
+
+
+def test_three_models_on_one_batch_give_what_each_gives_alone(tickets):
+    columns = tickets[["subject", "body"]]
+    models = [TicketTextFeatures(char_ngram_range=r).fit(columns.iloc[:300]) for r in ((2, 5), (1, 4), (2, 5))]
+    batch = columns.iloc[300:400]
+    together = [model.transform(batch) for model in models]
+    for model, matrix in zip(models, together):
+        transformers.forget_recent_batches()
+        assert (model.transform(batch) != matrix).nnz == 0
+
+
+def test_fitted_text_features_pickle_with_the_fast_vectorizers(tickets):
+    import pickle
+
+    columns = tickets[["subject", "body"]]
+    model = TicketTextFeatures().fit(columns.iloc[:200])
+    restored = pickle.loads(pickle.dumps(model))
+    assert isinstance(restored.char_vectorizer_, FastCountingTfidfVectorizer)
+    assert sp.issparse(restored.transform(columns.iloc[200:210]))
+    assert (restored.transform(columns.iloc[200:210]) != model.transform(columns.iloc[200:210])).nnz == 0
