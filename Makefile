@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 
 $(INSTALLED): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[serving,postgres,dev]"
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[serving,postgres,transformers,dev]"
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
