@@ -25,9 +25,13 @@ by the scripts in `benchmarks/`. Re-run them from the project root with
 ```bash
 .venv/bin/python benchmarks/quality.py   # real public data sets from ../shared/data
 .venv/bin/python benchmarks/speed.py     # 50,000 generated tickets: training time, scoring rate, sizes
+.venv/bin/python benchmarks/serving.py   # a real `bentoml serve`: latency, throughput, memory, cold start
+.venv/bin/python benchmarks/kb_search.py        # help-article search speed and relevance
+.venv/bin/python benchmarks/routing_replay.py   # a week of real tweets through the routing policy
+.venv/bin/python benchmarks/transformers.py DATASET   # transformer kinds vs TF-IDF (CPU; long)
 ```
 
-(or `make benchmarks`). Each script replaces only its own section below
+(or `make benchmarks`, which runs all but the transformer one). Each script replaces only its own section below
 (between `<!-- NAME:start -->` and `<!-- NAME:end -->` markers) and records the
 machine it ran on; numbers from different machines are not comparable, and
 timings on this shared 2-core machine vary by 10-20 % from run to run."""

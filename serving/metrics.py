@@ -33,6 +33,22 @@ def _counters():
     return predictions, reviews, truncated, missing
 
 
+@functools.cache
+def _batch_sizes():
+    import bentoml
+
+    return bentoml.metrics.Histogram(
+        name="nightdesk_scoring_batch_size",
+        documentation="Tickets per model call (concurrent /predict requests are scored together)",
+        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+    )
+
+
+def record_batch(tickets: int) -> None:
+    """Count one model call of ``tickets`` tickets."""
+    _batch_sizes().observe(tickets)
+
+
 def record(answers: Iterable[PredictionOut]) -> None:
     predictions, reviews, truncated, missing = _counters()
     for answer in answers:
@@ -44,3 +60,35 @@ def record(answers: Iterable[PredictionOut]) -> None:
             truncated.inc()
         for task in answer.missing_tasks:
             missing.labels(task=task).inc()
+
+
+@functools.cache
+def _paging_counters():
+    import bentoml
+
+    delivered = bentoml.metrics.Counter(
+        name="nightdesk_pages_delivered", documentation="On-call pages accepted by the paging webhook"
+    )
+    failures = bentoml.metrics.Counter(
+        name="nightdesk_page_failures",
+        documentation="On-call pages never delivered, by the last error (http_4xx, http_5xx, http_429, "
+                      "connection, queue_full, internal)",
+        labelnames=["reason"],
+    )
+    return delivered, failures
+
+
+def record_page(result) -> None:
+    """Count one ``serving.paging.PageResult``."""
+    delivered, failures = _paging_counters()
+    if result.delivered:
+        delivered.inc()
+        return
+    status = result.status_code
+    if status is not None:
+        reason = "http_429" if status == 429 else f"http_{status // 100}xx"
+    elif result.attempts:
+        reason = "connection"
+    else:
+        reason = "queue_full" if "queue full" in (result.error or "") else "internal"
+    failures.labels(reason=reason).inc()

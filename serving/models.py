@@ -14,7 +14,9 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+from features.online import OnlinePredictor
 from features.predictor import TicketClassifier
 from serving.settings import ServingSettings
 
@@ -37,6 +39,10 @@ class LoadedModel:
     created_at: datetime | None
     trained_at: datetime | None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    #: The classifier's ``features.online.OnlinePredictor`` (same answers, less per-call
+    #: overhead), built with it so that a refresh swaps both at once; None: score with
+    #: ``classifier.predict_frame``.
+    online: Any = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,7 @@ class MlflowLoader:
             created_at=_from_millis(version.creation_timestamp),
             trained_at=trained_at,
             metrics=metrics,
+            online=OnlinePredictor.build(classifier),
         )
 
     def _run_facts(self, run_id: str | None) -> tuple[dict[str, float], datetime | None]:

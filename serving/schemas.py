@@ -116,11 +116,110 @@ class TaskPrediction(BaseModel):
     model_version: str
 
 
+RoutingAction = Literal["page_on_call", "assign_now", "queue_for_next_shift", "auto_acknowledge", "human_review"]
+
+
+class Deadline(BaseModel):
+    target_minutes: int
+    clock: Literal["business", "calendar"] = Field(description="business: the clock stops while nobody is on shift")
+    due_utc: datetime
+    due_local: datetime = Field(description="The same moment in the customer's time zone.")
+
+
+class SlaDeadlines(BaseModel):
+    tier: str
+    customer_timezone: str
+    received_at: datetime
+    first_response: Deadline
+    resolution: Deadline
+    status: Literal["on_track", "near_breach", "breached"] = "on_track"
+
+
+class ArticleLink(BaseModel):
+    title: str
+    url: str
+    score: float
+
+
+class Acknowledgement(BaseModel):
+    text: str = Field(description="Drafted reply naming the issue, when a human will answer and help articles.")
+    reply_by_local: datetime
+    articles: list[ArticleLink]
+    send: bool = Field(description="True for auto_acknowledge (send it); False: a draft for the next agent.")
+
+
+class EscalationStep(BaseModel):
+    contact: str
+    page_at: datetime
+
+
 class Routing(BaseModel):
+    """The routing decision. ``action`` and the fields after it are set by the round-the-clock policy."""
+
     queue: str
     priority: Literal["P1", "P2", "P3", "P4"]
     reasons: list[str]
     policy: str
+    action: RoutingAction | None = None
+    team: str | None = Field(None, description="The team on shift now, or the next one to start.")
+    team_on_shift: bool | None = None
+    team_available_at: datetime | None = Field(None, description="Now when on shift, else the next shift start (UTC).")
+    tier: str | None = None
+    signals: list[str] = Field(default_factory=list, description="Keyword signals found (security, outage, ...).")
+    confidence_levels: dict[str, Literal["auto_apply", "preselect", "suggest", "review"]] = Field(
+        default_factory=dict, description="Per task, what the policy lets the prediction do.")
+    sla: SlaDeadlines | None = None
+    acknowledgement: Acknowledgement | None = None
+    escalation: list[EscalationStep] = Field(default_factory=list,
+                                             description="For page_on_call: who is paged when, until one acknowledges.")
+
+
+class PredictionSummary(BaseModel):
+    """A task's prediction as ``/predict`` returned it (extra fields such as ``top_features`` are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    label: Annotated[str, Field(min_length=1, max_length=200)]
+    probabilities: dict[Annotated[str, Field(max_length=200)], Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        min_length=1, max_length=1000)
+    confidence: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+        None, description="Defaults to the label's probability.")
+
+    def model_post_init(self, _context) -> None:
+        if self.confidence is None:
+            self.confidence = self.probabilities.get(self.label, 0.0)
+
+
+class ReassessIn(BaseModel):
+    """``POST /tickets/{id}/reassess``: a still unanswered ticket, its predictions and how long it has waited.
+
+    Give ``elapsed_minutes`` (since ``ticket.created_at``, or since the ticket
+    arrived when it has none) or ``now`` (the time of the reassessment); with
+    neither, the server's clock is used.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "ticket": {"id": "T-1001", "subject": "Cannot log in", "body": "Locked out since this morning.",
+                   "customer_tier": "enterprise", "created_at": "2026-01-05T02:08:17+00:00",
+                   "customer_timezone": "Europe/Berlin"},
+        "predictions": {"urgency": {"label": "high", "probabilities": {"critical": 0.1, "high": 0.6,
+                                                                       "medium": 0.2, "low": 0.1}}},
+        "elapsed_minutes": 90,
+    }})
+
+    ticket: TicketIn
+    predictions: dict[Literal["urgency", "category", "sentiment"], PredictionSummary] = Field(
+        default_factory=dict, description="The predictions /predict returned for the ticket, per task.")
+    elapsed_minutes: Annotated[float, Field(ge=0.0, le=366 * 24 * 60)] | None = Field(
+        None, description="Minutes the ticket has waited for a first response.")
+    now: datetime | None = Field(None, description="ISO 8601 with a UTC offset; default: the server's clock.")
+
+    @field_validator("now")
+    @classmethod
+    def _with_offset(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("now needs a UTC offset (e.g. +00:00 or Z)")
+        return value
 
 
 class PredictionOut(BaseModel):
@@ -129,6 +228,8 @@ class PredictionOut(BaseModel):
     predictions: dict[str, TaskPrediction] = Field(description="One entry per task whose model is loaded.")
     missing_tasks: list[str] = Field(default_factory=list, description="Tasks without a loaded model.")
     routing: Routing
+    recorded: bool = Field(True, description="False when the prediction store is known to be failing: the "
+                                             "prediction is kept in memory and written when it is back.")
 
 
 class BatchOut(BaseModel):

@@ -1,25 +1,35 @@
 """Scoring tickets with the held models: the service's only path to a prediction.
 
-It builds the model input exactly as the registered pyfunc model receives it
-(``features.predictor.to_model_input``) and calls the same ``TicketClassifier``
-that the pyfunc wraps, so a served prediction equals the in-process one.
+Tickets are read as the registered pyfunc model reads a frame of them
+(``features.predictor.to_model_input``) and scored by each task's
+``features.online.OnlinePredictor`` — the same fitted model, with the per-call
+overhead of ``predict_frame`` taken out, and the same answers (tests pin them to
+the pyfunc's, value for value). A model without an online form is scored with its
+own ``predict_frame``.
+
+``TicketBatcher`` is the service's adaptive batching: the tickets of requests
+that arrive while a model call runs are scored together in the next call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
-import pandas as pd
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from features.predictor import to_model_input
+from features.online import predict_tasks_for_rows
 from serving.models import LoadedModel
 from serving.schemas import ScoredTicket, TaskPrediction, TicketIn
 
 
-def tickets_frame(tickets: Sequence[TicketIn]) -> pd.DataFrame:
-    """The tickets as the registered model's input frame (same normalisation as in-process scoring)."""
-    return to_model_input(pd.DataFrame.from_records([t.as_row() for t in tickets]))
+#: Largest model call scored with the online predictors; bigger ones go through
+#: ``predict_frame``, whose vectorised counting wins from about a hundred tickets on
+#: (three default models, tickets/s online vs predict_frame: 660 vs 290 at 8 per call,
+#: 1,040 vs 740 at 32, 1,460 vs 1,910 at 128, 1,510 vs 3,480 at 500). Same answers.
+ONLINE_MAX_TICKETS = 64
 
 
 def score_tickets(
@@ -28,8 +38,15 @@ def score_tickets(
     """Every loaded task's prediction for each ticket; tasks without a model are listed as missing."""
     if not tickets:
         return []
-    frame = tickets_frame(tickets)
-    per_task = {task: _task_predictions(model, frame) for task, model in models.items()}
+    online = len(tickets) <= ONLINE_MAX_TICKETS
+    predictors = {task: (model.online if online and model.online else model.classifier)
+                  for task, model in models.items()}
+    answers = predict_tasks_for_rows(predictors, [ticket.as_row() for ticket in tickets])
+    per_task = {
+        task: [TaskPrediction(**record, model_name=models[task].name, model_version=models[task].version)
+               for record in records]
+        for task, records in answers.items()
+    }
     missing = [task for task in tasks if task not in models]
     return [
         ScoredTicket(predictions={task: rows[i] for task, rows in per_task.items()}, missing_tasks=missing)
@@ -37,24 +54,103 @@ def score_tickets(
     ]
 
 
-def _task_predictions(model: LoadedModel, frame: pd.DataFrame) -> list[TaskPrediction]:
-    answers = model.classifier.predict_frame(frame)
-    return [
-        TaskPrediction(
-            label=label,
-            confidence=confidence,
-            needs_review=bool(review),
-            probabilities=probabilities,
-            top_features=list(top),
-            truncated=bool(truncated),
-            model_name=model.name,
-            model_version=model.version,
-        )
-        for label, confidence, review, probabilities, top, truncated in zip(
-            answers["label"], answers["confidence"], answers["needs_review"],
-            answers["probabilities"], answers["top_features"], answers["truncated"],
-        )
-    ]
+class TicketBatcher:
+    """Adaptive batching inside the service process: concurrent requests share model calls.
+
+    One model call runs at a time, on a thread of its own (the event loop keeps
+    accepting requests meanwhile). Requests that arrive while it runs wait in a
+    queue, and the next call scores all of them together, up to ``max_tickets``
+    tickets. A lone request is scored at once (no batching window to wait out);
+    under load the batches grow with the queue, so throughput rises with
+    concurrency instead of collapsing. Nothing is shed: a request waits its turn.
+    A batch whose call fails is scored again request by request, so one bad
+    request cannot fail the others.
+    """
+
+    def __init__(self, score: Callable[[list[TicketIn]], list[ScoredTicket]], max_tickets: int = 64,
+                 on_batch: Callable[[int], None] | None = None):
+        self._score = score
+        self._max_tickets = max_tickets
+        self._on_batch = on_batch
+        self._waiting: deque[tuple[list[TicketIn], asyncio.Future]] = deque()
+        self._worker: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nightdesk-scoring")
+        self._closed = False
+
+    async def score(self, tickets: Sequence[TicketIn]) -> list[ScoredTicket]:
+        """The tickets' scores, in order (the tickets of one call are never split)."""
+        if self._closed:
+            raise RuntimeError("the service is shutting down")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        self._waiting.append((list(tickets), future))
+        if self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
+            self._worker = loop.create_task(self._drain())
+        return await future
+
+    def close(self) -> None:
+        """Refuse new work and stop the scoring thread; queued requests fail instead of hanging."""
+        self._closed = True
+        while self._waiting:
+            _, future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(RuntimeError("the service is shutting down"))
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            jobs = self._next_batch()
+            if not jobs:
+                continue
+            tickets = [ticket for job, _ in jobs for ticket in job]
+            if self._on_batch is not None:
+                self._on_batch(len(tickets))
+            try:
+                scored = await loop.run_in_executor(self._executor, self._score, tickets)
+            except Exception as error:
+                if len(jobs) == 1:
+                    _settle(jobs[0][1], error=error)
+                else:  # find the request that fails; the others still get their answers
+                    self._waiting.extendleft(reversed([(job, future) for job, future in jobs]))
+                    await self._score_one_by_one(len(jobs))
+                continue
+            start = 0
+            for job, future in jobs:
+                _settle(future, scored[start:start + len(job)])
+                start += len(job)
+
+    async def _score_one_by_one(self, count: int) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(count):
+            job, future = self._waiting.popleft()
+            try:
+                _settle(future, await loop.run_in_executor(self._executor, self._score, job))
+            except Exception as error:
+                _settle(future, error=error)
+
+    def _next_batch(self) -> list[tuple[list[TicketIn], asyncio.Future]]:
+        """The oldest waiting requests, up to ``max_tickets`` tickets (at least one request)."""
+        jobs, count = [], 0
+        while self._waiting:
+            job, future = self._waiting[0]
+            if future.done():  # the caller gave up (timeout, disconnect): skip its work
+                self._waiting.popleft()
+                continue
+            if jobs and count + len(job) > self._max_tickets:
+                break
+            jobs.append(self._waiting.popleft())
+            count += len(job)
+        return jobs
+
+
+def _settle(future: asyncio.Future, result=None, error: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
 
 
 def check_limits(tickets: Sequence[TicketIn], max_field_chars: int, max_tickets: int | None = None,

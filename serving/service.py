@@ -1,19 +1,44 @@
 """Nightdesk's prediction service (BentoML 1.4): ``bentoml serve serving.service:Nightdesk``.
 
-Two services, one process each:
+One service, one worker process. ``Nightdesk`` holds each task's model
+(``serving.models.ModelSet``: loaded from the MLflow registry at start, swapped
+atomically when the alias moves) and answers every request in its own process:
+validate, score, route, record, answer.
 
-- ``TicketScorer`` holds the models (loaded from the MLflow registry at start) and
-  scores lists of tickets. Its ``score`` API is *batchable*: BentoML's adaptive
-  batching merges the single tickets of concurrent ``/predict`` calls into one
-  model call.
-- ``Nightdesk`` is the public HTTP API. It validates, calls the scorer, adds the
-  routing recommendation and a prediction id, and counts predictions for /metrics.
+Where the time goes, and why this shape (measured, docs/benchmarks.md):
 
+- An earlier version kept the models in a second BentoML service with a
+  ``batchable`` scoring API, so that BentoML's adaptive batching could merge the
+  tickets of concurrent ``/predict`` calls. The hop between the two processes
+  (HTTP, JSON both ways, pydantic on both sides) cost more than scoring; BentoML's
+  dispatcher waits to fill batches (up to seconds while it calibrates itself) and
+  sheds requests with 503 once its latency estimate passes ``max_latency_ms``; and
+  the internal client reused connections the scorer had closed (bentoml/BentoML#4971):
+  hundreds of retries per load test, and now and then a request that hung until
+  the 300 s request timeout, holding up shutdown just as long.
+- So scoring happens here, on one scoring thread, and adaptive batching is
+  ``serving.scoring.TicketBatcher``: while one model call runs, the requests that
+  arrive queue up and are scored together in the next call. A lone ticket is
+  scored at once; under load the batches grow with the queue (their sizes are the
+  ``nightdesk_scoring_batch_size`` histogram on /metrics). BentoML 1.4's own
+  adaptive batching only applies to ``batchable`` APIs, whose input is a list
+  (not the one-ticket ``/predict`` contract) or which sit behind that process hop.
+- For one ticket, ``predict_frame``'s per-call overhead (frames per block,
+  scikit-learn validation, the text analysed once per task) was most of the time:
+  ``features.online.OnlinePredictor`` runs the same fitted models without it and
+  gives the same answers (tests pin them to the registered pyfunc's).
+- Every request ends within ``REQUEST_TIMEOUT_S`` (504 past it), so a graceful
+  shutdown, which waits for requests in flight, is bounded by it too.
+
+Per-request hooks live in ``predict``/``predict_batch`` after ``_answer``: metrics
+are counted, predictions are queued for the store (never awaited), pages are sent
+by a background sender. Keep new per-request work off the request path likewise.
 Handlers are thin; the work lives in serving.scoring, serving.routing and serving.models.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
 from typing import Annotated, Any
@@ -22,33 +47,38 @@ import bentoml
 from pydantic import Field
 
 from serving import metrics
+from serving.auth import ApiKeyAuth
 from serving.limits import RequestSizeLimit
-from serving.routing import DefaultRoutingPolicy, RoutingPolicy
+from serving.routing import RoutingPolicy, load_routing_policy, page_request, reassess_router, route_all
 from serving.schemas import (
     BatchOut,
     ModelInfo,
     ModelsOut,
     PredictionOut,
+    Routing,
     ScoredTicket,
     TicketIn,
 )
-from serving.scoring import check_limits, score_tickets
+from serving.scoring import TicketBatcher, check_limits, score_tickets
 from serving.settings import ServingSettings
 
 logger = logging.getLogger("nightdesk.serving")
 
-#: Adaptive batching of single tickets: at most this many per model call, and the
-#: latency budget BentoML's dispatcher plans within (it answers 503 past it, so it
-#: is generous; the dispatcher itself waits only as long as batching pays off).
-ADAPTIVE_MAX_BATCH = 64
-ADAPTIVE_MAX_LATENCY_MS = 5_000
-#: Tries per call to the scorer when its connection drops (see Nightdesk._scorer_call).
-SCORER_ATTEMPTS = 3
+#: Most tickets scored in one model call when concurrent requests are batched (a bigger
+#: /predict_batch request is scored whole).
+BATCH_MAX_TICKETS = 64
+#: Seconds a request may take before it is answered 504. It also bounds how long a
+#: graceful shutdown waits for requests in flight. A full /predict_batch (1,000
+#: tickets) takes well under a second on two cores; override with
+#: BENTOML_CONFIG_OPTIONS="services.nightdesk.traffic.timeout=N".
+REQUEST_TIMEOUT_S = 20
+#: Seconds a shutdown waits for queued on-call pages before recording the unsent ones as failed.
+PAGER_SHUTDOWN_WAIT_S = 5.0
 
 
-@bentoml.service(name="nightdesk_scorer", workers=1, threads=1, traffic={"timeout": 300})
-class TicketScorer:
-    """Holds each task's model and turns tickets into per-task predictions."""
+@bentoml.service(name="nightdesk", workers=1, traffic={"timeout": REQUEST_TIMEOUT_S})
+class Nightdesk:
+    """Ticket triage: urgency, category and sentiment with a routing recommendation."""
 
     def __init__(self) -> None:
         from serving.models import load_model_set
@@ -58,49 +88,44 @@ class TicketScorer:
         self.settings = ServingSettings()
         self.models = load_model_set(self.settings)
         self.models.start_polling(self.settings.serving_reload_interval_s)
-        loaded = self.models.loaded()
-        logger.info("scorer ready: %d of %d tasks loaded", len(loaded), len(self.models.tasks))
+        self.batcher = TicketBatcher(self._score, max_tickets=BATCH_MAX_TICKETS, on_batch=metrics.record_batch)
+        logger.info("models ready: %d of %d tasks loaded", len(self.models.loaded()), len(self.models.tasks))
+        from serving.paging import pager_from_settings
+
+        # The round-the-clock policy (NIGHTDESK_SERVING_POLICY_FILE, default the shipped example);
+        # pages for page_on_call decisions go out on a background thread.
+        self.routing: RoutingPolicy = load_routing_policy(self.settings.serving_policy_file,
+                                                          self.settings.kb_index_path)
+        self.pager = pager_from_settings(self.settings)
+        from serving.feedback import connect_store
+
+        # Predictions are recorded by a background writer; API keys are checked by ApiKeyAuth.
+        self.store, self.recorder, self.keyring = connect_store(self.settings)
+        # Last in __init__: what is loaded by now (models, libraries: ~400,000 objects) lives as
+        # long as the process. Frozen, the collector's full passes skip it, instead of stalling
+        # every request for ~300 ms whenever one runs.
+        gc.freeze()
+
+    @bentoml.on_shutdown
+    def _close_store(self) -> None:
+        if self.recorder is not None:
+            self.recorder.stop(timeout_s=3.0)
+        self.store.close()
+
+    def _record(self, tickets: list[TicketIn], answers: list[PredictionOut]) -> None:
+        """Queue the answers for the store (never waits on it); flag them when recording is failing."""
+        if self.recorder is not None and not self.recorder.submit(tickets, answers):
+            for answer in answers:
+                answer.recorded = False
 
     def __is_ready__(self) -> bool:
+        # Ready when at least one task can be answered (a missing task is reported, not fatal).
         return bool(self.models.loaded())
 
     @bentoml.on_shutdown
-    def _stop_polling(self) -> None:
+    def _stop_scoring(self) -> None:
         self.models.stop_polling()
-
-    @bentoml.api(batchable=True, max_batch_size=ADAPTIVE_MAX_BATCH, max_latency_ms=ADAPTIVE_MAX_LATENCY_MS)
-    def score(self, tickets: list[TicketIn]) -> list[ScoredTicket]:
-        """Adaptive-batched scoring of single tickets (internal: called by ``Nightdesk.predict``)."""
-        return score_tickets(tickets, self.models.loaded(), self.models.tasks)
-
-    @bentoml.api
-    def score_bulk(self, tickets: list[TicketIn]) -> list[ScoredTicket]:
-        """Scoring of an already large batch (internal: called by ``Nightdesk.predict_batch``)."""
-        return score_tickets(tickets, self.models.loaded(), self.models.tasks)
-
-    @bentoml.api
-    async def describe(self) -> ModelsOut:
-        """The held models (internal: called by ``Nightdesk.models``)."""
-        return describe_models(self.models.snapshot(), self.models.tasks, self.settings)
-
-
-@bentoml.service(name="nightdesk", workers=1, traffic={"timeout": 300})
-class Nightdesk:
-    """Ticket triage: urgency, category and sentiment with a routing recommendation."""
-
-    scorer = bentoml.depends(TicketScorer)
-
-    def __init__(self) -> None:
-        self.settings = ServingSettings()
-        self.routing: RoutingPolicy = DefaultRoutingPolicy(
-            negative_confidence=self.settings.routing_negative_sentiment_confidence,
-            priority_tiers=self.settings.routing_priority_tiers,
-        )
-
-    async def __is_ready__(self) -> bool:
-        # Ready when at least one task can be answered (a missing task is reported, not fatal).
-        models = await self._scorer_call("describe")
-        return any(m.status == "loaded" for m in _as_models(models).models)
+        self.batcher.close()
 
     @bentoml.api(route="/predict", input_spec=TicketIn, output_spec=PredictionOut)
     async def predict(self, **fields: Any) -> PredictionOut:
@@ -108,9 +133,11 @@ class Nightdesk:
         top features, the model versions, a prediction id and a routing recommendation."""
         ticket = TicketIn.model_construct(**fields)  # validated by BentoML against TicketIn already
         check_limits([ticket], self.settings.serving_max_field_chars)
-        scored = await self._scorer_call("score", [ticket])
-        answer = self._answer(ticket, _as_scored(scored[0]))
+        (scored,) = await self.batcher.score([ticket])
+        answer = self._answer(ticket, scored)
         metrics.record([answer])
+        self._record([ticket], [answer])
+        self.page_if_needed(ticket, answer.routing)
         return answer
 
     @bentoml.api(route="/predict_batch")
@@ -118,40 +145,43 @@ class Nightdesk:
         """Triage many tickets in one call (backfills, bulk rescoring); answers keep the input order."""
         check_limits(tickets, self.settings.serving_max_field_chars,
                      self.settings.serving_max_batch_size, prefix=("tickets",))
-        scored = await self._scorer_call("score_bulk", tickets)
-        answers = [self._answer(t, _as_scored(s)) for t, s in zip(tickets, scored)]
+        scored = await self.batcher.score(tickets)
+        # One routing call for the batch: one clock reading, the help articles searched together.
+        routings = route_all(self.routing, tickets, [s.predictions for s in scored])
+        answers = [self._answer(t, s, r) for t, s, r in zip(tickets, scored, routings)]
         metrics.record(answers)
+        self._record(tickets, answers)
         return BatchOut(predictions=answers)
 
-    async def models(self) -> ModelsOut:
+    def models_info(self) -> ModelsOut:
         """Served as ``GET /models`` by the mounted ``read_api`` (BentoML APIs are POST only)."""
-        return _as_models(await self._scorer_call("describe"))
+        return describe_models(self.models.snapshot(), self.models.tasks, self.settings)
 
-    async def _scorer_call(self, method: str, *args: Any) -> Any:
-        """Call the scorer, retrying a dropped connection.
+    def _score(self, tickets: list[TicketIn]) -> list[ScoredTicket]:
+        """One model call (on the batcher's scoring thread) with the models held right now."""
+        return score_tickets(tickets, self.models.loaded(), self.models.tasks)
 
-        BentoML's internal client can reuse a connection the scorer has already
-        closed (bentoml/BentoML#4971) and surfaces it as a 500; scoring is pure,
-        so trying again is safe.
-        """
-        import aiohttp
+    def page_if_needed(self, ticket: TicketIn, routing) -> None:
+        """Page on call for a ``page_on_call`` decision, off the request path (/predict and reassess only:
+        a batch is a backfill, whose old tickets must not wake anyone)."""
+        if self.pager is not None and routing.action == "page_on_call":
+            self.pager.submit(page_request(ticket, routing))
 
-        call = getattr(self.scorer.to_async, method)
-        for attempt in range(SCORER_ATTEMPTS):
-            try:
-                return await call(*args)
-            except aiohttp.ClientConnectionError:
-                if attempt == SCORER_ATTEMPTS - 1:
-                    raise
-                logger.warning("scorer connection dropped during %s; retrying", method)
+    @bentoml.on_shutdown
+    def _close_pager(self) -> None:
+        if self.pager is not None:
+            # Queued pages (and their retries) still go out, for at most PAGER_SHUTDOWN_WAIT_S: with the
+            # webhook down, a page's retries alone could hold the shutdown for attempts x timeout. Pages
+            # not sent by then are recorded as failed (failure log, nightdesk_page_failures).
+            self.pager.close(wait=True, timeout_s=PAGER_SHUTDOWN_WAIT_S)
 
-    def _answer(self, ticket: TicketIn, scored: ScoredTicket) -> PredictionOut:
+    def _answer(self, ticket: TicketIn, scored: ScoredTicket, routing: Routing | None = None) -> PredictionOut:
         return PredictionOut(
             prediction_id=uuid.uuid4().hex,
             ticket_id=ticket.id,
             predictions=scored.predictions,
             missing_tasks=scored.missing_tasks,
-            routing=self.routing.route(ticket, scored.predictions),
+            routing=routing if routing is not None else self.routing.route(ticket, scored.predictions),
         )
 
 
@@ -159,19 +189,26 @@ def read_api():
     """The GET endpoints BentoML's POST-only ``@bentoml.api`` cannot declare (they join the OpenAPI spec)."""
     from fastapi import FastAPI
 
+    from serving.console import router as console_router
+    from serving.feedback import router as feedback_router
+
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(feedback_router)
+    app.include_router(console_router)
+    app.include_router(reassess_router())
 
     @app.get("/models", response_model=ModelsOut, tags=["Service APIs"],
              summary="Each task's model: name, version, alias, training date and headline metrics, "
                      "or why it is missing")
     async def models() -> ModelsOut:
-        return await bentoml.get_current_service().models()
+        return bentoml.get_current_service().models_info()
 
     return app
 
 
 Nightdesk.mount_asgi_app(read_api(), path="/")
 Nightdesk.add_asgi_middleware(RequestSizeLimit)
+Nightdesk.add_asgi_middleware(ApiKeyAuth)
 
 
 def describe_models(snapshot, tasks, settings: ServingSettings) -> ModelsOut:
@@ -196,13 +233,3 @@ def _redacted(uri: str) -> str:
     import re
 
     return re.sub(r"(//[^:/@]+:)[^@/]+@", r"\1***@", uri)
-
-
-# Across the process boundary the scorer's answers arrive as plain data; in-process
-# (to_asgi, tests) they are the models themselves.
-def _as_scored(value: Any) -> ScoredTicket:
-    return value if isinstance(value, ScoredTicket) else ScoredTicket.model_validate(value)
-
-
-def _as_models(value: Any) -> ModelsOut:
-    return value if isinstance(value, ModelsOut) else ModelsOut.model_validate(value)

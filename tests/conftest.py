@@ -13,6 +13,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 import shutil  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -131,3 +132,39 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory, tickets: pd.DataF
             assert promoted.exit_code == 0, f"nightdesk promote --task {task} failed:\n{promoted.output}"
             registry.promote_output[task] = promoted.stdout
     return registry
+
+
+#: A PostgreSQL database the tests may create databases with (``.ci/run`` starts one and sets it).
+POSTGRES_ENV = "NIGHTDESK_TEST_POSTGRES_URL"
+
+
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty database on the server of NIGHTDESK_TEST_POSTGRES_URL, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set (.ci/run starts a PostgreSQL server and sets it)")
+    name = f"nightdesk_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty store database: a SQLite file, or a fresh PostgreSQL database
+    (skipped unless NIGHTDESK_TEST_POSTGRES_URL is set)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        yield from fresh_postgres_database()

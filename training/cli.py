@@ -158,9 +158,13 @@ def data_validate(data, query, mapping, text_columns, label_column, tasks, as_js
 @data_options
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Experiment config YAML overriding the packaged defaults.")
+@click.option("--model-type", type=click.Choice(["tfidf", "embedding", "finetune", "ensemble"]), default=None,
+              help="Kind of model: tfidf (TF-IDF linear, the default), embedding (frozen sentence embeddings + "
+                   "linear head), finetune (fine-tuned encoder), ensemble (transformer + TF-IDF averaged). "
+                   "Default: the config's model_type (e.g. from configs/best_models.yaml), else tfidf.")
 @click.option("--json", "as_json", is_flag=True, help="Print run id, model URI and metrics as JSON.")
 @_fail_cleanly
-def train(task, data, query, mapping, text_columns, label_column, config_path, as_json) -> None:
+def train(task, data, query, mapping, text_columns, label_column, config_path, model_type, as_json) -> None:
     """Train a model, evaluate it on a held-out split, log it to MLflow and register it as `candidate`.
 
     Prints the run id and the models:/ URI of the new version.
@@ -169,6 +173,8 @@ def train(task, data, query, mapping, text_columns, label_column, config_path, a
     from training.workflows import train_task
 
     config = load_config(task, config_path)
+    if model_type:
+        config = config.model_copy(update={"model_type": model_type})
     stages = Stages(6, f"train {task}")
     stages("loading data")
     try:
@@ -314,6 +320,173 @@ def serve(host: str, port: int, reload_interval: float | None) -> None:
                 "--working-dir", str(project)]
     click.echo(f"serving {settings.registry_uri} on http://{host}:{port}", err=True)
     os.execvpe(command[0], command, env)
+
+
+DATABASE_URL_OPTION = click.option(
+    "--database-url", default=None,
+    help="The store (SQLAlchemy URL). Default: NIGHTDESK_DATABASE_URL, else sqlite:///$NIGHTDESK_HOME/nightdesk.db.")
+
+
+def _store(database_url: str | None):
+    from store import Store, StoreUnavailable
+
+    try:
+        return Store(database_url or _settings().database_url)
+    except StoreUnavailable as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.group()
+def keys() -> None:
+    """API keys of the prediction service (sent as `Authorization: Bearer <key>`).
+
+    Once any key exists the service refuses requests without one (a running service notices
+    within NIGHTDESK_AUTH_REFRESH_S seconds, default 10). Roles: integration (predict), agent
+    (predict, feedback, console), admin (everything, e.g. /models).
+    """
+
+
+@keys.command("create")
+@click.option("--role", required=True, type=click.Choice(["integration", "agent", "admin"]),
+              help="What the key may do: integration (predict), agent (+ feedback and console), admin (all).")
+@click.option("--name", default=None, help="Who or what the key is for (shown by `keys list`).")
+@DATABASE_URL_OPTION
+def keys_create(role: str, name: str | None, database_url: str | None) -> None:
+    """Create a key and print it once on stdout: only its hash is stored, it cannot be shown again."""
+    token = _store(database_url).create_key(role, name)
+    click.echo(f"created a {role} key{f' for {name}' if name else ''}; store it now, it is not shown again",
+               err=True)
+    click.echo(token)
+
+
+@keys.command("list")
+@DATABASE_URL_OPTION
+def keys_list(database_url: str | None) -> None:
+    """List keys: id, role, name, first characters of the token, creation and revocation time."""
+    for key in _store(database_url).list_keys():
+        revoked = f"  revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
+        click.echo(f"{key.id}\t{key.role}\t{key.name or '-'}\t{key.prefix}...\t"
+                   f"{key.created_at:%Y-%m-%d %H:%M}{revoked}")
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+@DATABASE_URL_OPTION
+def keys_revoke(key_id: int, database_url: str | None) -> None:
+    """Revoke the key with id KEY_ID (see `keys list`); a running service drops it within
+    NIGHTDESK_AUTH_REFRESH_S seconds (default 10)."""
+    if not _store(database_url).revoke_key(key_id):
+        raise click.ClickException(f"no active key with id {key_id}")
+    click.echo(f"revoked key {key_id}", err=True)
+
+
+@main.group()
+def kb() -> None:
+    """Help articles linked from acknowledgements: build and try the search index."""
+
+
+@kb.command("index")
+@click.option("--articles", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of Markdown help articles (searched recursively for *.md). "
+                   "Default: the sample articles shipped in serving/defaults/kb.")
+@click.option("--synonyms", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Synonyms YAML ('groups:' lists of interchangeable terms). Default: serving/defaults/synonyms.yaml.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Index file to write (replaced atomically). Default: NIGHTDESK_HOME/kb/index.joblib.")
+@_fail_cleanly
+def kb_index(articles: Path | None, synonyms: Path | None, out: Path | None) -> None:
+    """Index the help articles for search (TF-IDF over words and character n-grams, plus synonyms).
+
+    Re-run it whenever the articles or synonyms change: the index records a hash of
+    them, and the service refuses a stale index with a message saying so.
+    """
+    from serving.kb import DEFAULT_ARTICLES_DIR, DEFAULT_SYNONYMS_FILE, KnowledgeBase, default_index_path
+
+    knowledge_base = KnowledgeBase.build(articles or DEFAULT_ARTICLES_DIR, synonyms or DEFAULT_SYNONYMS_FILE)
+    path = knowledge_base.save(out or default_index_path(_settings().home_dir))
+    click.echo(f"indexed {len(knowledge_base)} articles from {knowledge_base.articles_dir} into {path} "
+               f"(version {knowledge_base.source_hash[:12]})")
+
+
+@kb.command("search")
+@click.argument("text")
+@click.option("--index", "index_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Index file (default: NIGHTDESK_HOME/kb/index.joblib).")
+@click.option("-k", "k", type=click.IntRange(min=1), default=3, show_default=True, help="Most articles to return.")
+@click.option("--json", "as_json", is_flag=True, help="Print the hits as a JSON list.")
+@_fail_cleanly
+def kb_search(text: str, index_path: Path | None, k: int, as_json: bool) -> None:
+    """Show which help articles the index finds for TEXT (to check articles and synonyms)."""
+    from serving.kb import KnowledgeBase, default_index_path
+
+    hits = KnowledgeBase.load(index_path or default_index_path(_settings().home_dir)).search(text, k=k)
+    if as_json:
+        click.echo(json.dumps([hit.model_dump() for hit in hits]))
+        return
+    if not hits:
+        click.echo("no article matches", err=True)
+    for hit in hits:
+        click.echo(f"{hit.score:.3f}  {hit.title}  <{hit.url}>")
+
+
+
+def _corrections(database_url: str | None, task: str):
+    from store import StoreUnavailable
+
+    try:
+        return _store(database_url).corrections_frame(task)
+    except StoreUnavailable as error:
+        raise click.ClickException(f"cannot read corrections: {error}") from None
+
+
+@main.command()
+@click.option("--task", type=TASK_CHOICE, required=True, help="Which model to retrain.")
+@data_options
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Experiment config YAML (retrain.correction_weight, retrain.holdout_fraction, the gate).")
+@DATABASE_URL_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the decision, versions and corrections as JSON.")
+@_fail_cleanly
+def retrain(task, data, query, mapping, text_columns, label_column, config_path, database_url, as_json) -> None:
+    """Retrain from the historical tickets in --data plus the agents' corrections in the store.
+
+    A correction overrides the ticket's label (the latest one wins), corrected tickets
+    weigh more than bulk history, duplicates are dropped. Recent uncorrected tickets
+    are held out in time order; candidate and champion are scored on them, and the
+    candidate becomes champion only through the gate (macro-F1 not lower, every class
+    above its recall floor, behavioural checks passed). Exits with status 2 when rejected.
+    """
+    from training.config import load_config
+    from training.workflows import retrain_task
+
+    config = load_config(task, config_path)
+    frame = _load_data(data, query, mapping, text_columns, label_column, task)
+    corrections = _corrections(database_url, task)
+    stages = Stages(8, f"retrain {task}")
+    try:
+        outcome = retrain_task(frame, corrections, task, config, _settings(), source=str(data), progress=stages)
+    finally:
+        stages.close()
+    promotion = outcome.promotion
+    verdict = "promoted" if promotion.decision.promote else "rejected"
+    if as_json:
+        click.echo(json.dumps({"task": task, "decision": verdict, "reasons": promotion.decision.reasons,
+                               "candidate_version": promotion.candidate_version,
+                               "champion_version": promotion.champion_version, "run_id": outcome.training.run_id,
+                               "corrections_applied": len(outcome.corrections["applied"]),
+                               "corrections_max_id": outcome.corrections["max_id"], "counts": outcome.counts}))
+    else:
+        counts = outcome.counts
+        click.echo(f"{task}: {counts['corrections_applied']:,} corrections applied "
+                   f"({counts['labels_overridden']:,} labels overridden, {counts['tickets_added']:,} tickets added); "
+                   f"trained v{promotion.candidate_version} on {outcome.training.train_rows:,} tickets")
+        click.echo(f"{task}: candidate v{promotion.candidate_version} {verdict} "
+                   f"(champion was {('v' + promotion.champion_version) if promotion.champion_version else 'none'}; "
+                   f"{promotion.evaluation_rows:,} held-out tickets)")
+        for reason in promotion.decision.reasons:
+            click.echo(f"  - {reason}")
+    if not promotion.decision.promote:
+        sys.exit(2)
 
 
 if __name__ == "__main__":

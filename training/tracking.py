@@ -19,7 +19,7 @@ from mlflow.types.schema import Array, ColSpec, DataType, Map, Schema
 
 from features.predictor import TicketClassifier, to_model_input
 from features.schema import INPUT_COLUMNS, TEXT_COLUMNS
-from training.pyfunc import CLASSIFIER_ARTIFACT, TicketPyfuncModel
+from training.pyfunc import CLASSIFIER_ARTIFACT, NETWORK_ARTIFACT, TicketPyfuncModel
 from training.settings import NightdeskSettings
 
 CANDIDATE = "candidate"
@@ -52,8 +52,25 @@ def ensure_experiment(settings: NightdeskSettings, task: str) -> str:
     return mlflow.create_experiment(name, artifact_location=location)
 
 
-def pinned_requirements() -> list[str]:
-    return [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_REQUIREMENTS]
+def pinned_requirements(extra: tuple[str, ...] = ()) -> list[str]:
+    return [f"{name}=={_pip_version(name)}" for name in (*MODEL_REQUIREMENTS, *extra)]
+
+
+def _pip_version(name: str) -> str:
+    # A local build tag (torch's "+cpu") is not on PyPI: pin the public release.
+    return importlib.metadata.version(name).split("+")[0]
+
+
+def runtime_params(classifier) -> dict[str, str]:
+    """How a transformer model runs (ONNX or PyTorch, and why); nothing for the TF-IDF kind."""
+    model = getattr(classifier, "transformer", classifier)
+    if not hasattr(model, "backend"):
+        return {}
+    params = {"backend": model.backend, "backend_note": model.backend_note[:500],
+              "temperature": f"{getattr(classifier, 'temperature', model.temperature):.4f}"}
+    if hasattr(classifier, "weight"):
+        params["ensemble_transformer_weight"] = f"{classifier.weight:.2f}"
+    return params
 
 
 def model_signature() -> ModelSignature:
@@ -88,13 +105,18 @@ def log_classifier(
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "classifier.joblib"
         joblib.dump(classifier, path, compress=3)
+        artifacts = {CLASSIFIER_ARTIFACT: str(path)}
+        extra_requirements: tuple[str, ...] = ()
+        if hasattr(classifier, "save_artifacts"):  # transformer kinds: weights and tokenizer as files
+            artifacts[NETWORK_ARTIFACT] = str(classifier.save_artifacts(Path(folder) / NETWORK_ARTIFACT))
+            extra_requirements = tuple(classifier.requirements())
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=TicketPyfuncModel(),
-            artifacts={CLASSIFIER_ARTIFACT: str(path)},
+            artifacts=artifacts,
             signature=model_signature(),
             input_example=to_model_input(example.head(3)),
-            pip_requirements=pinned_requirements(),
+            pip_requirements=pinned_requirements(extra_requirements),
             registered_model_name=name,
         )
     return LoggedModel(model_uri=info.model_uri, registered_name=name, version=str(info.registered_model_version))
@@ -116,5 +138,9 @@ def alias_uri(settings: NightdeskSettings, task: str, alias: str) -> str:
 
 
 def load_classifier(model_uri: str) -> TicketClassifier:
-    """The ``TicketClassifier`` inside a logged pyfunc model (for in-process scoring)."""
+    """The classifier inside a logged pyfunc model (for in-process scoring).
+
+    A ``TicketClassifier`` or, for transformer kinds, an object with the same
+    interface (``features.transformer_predictor``), its network already loaded.
+    """
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().classifier

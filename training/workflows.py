@@ -31,7 +31,7 @@ from training.evaluate import (
     plot_reliability,
     review_rate,
 )
-from training.pipelines import fit_classifier
+from training.pipelines import fit_model
 from training.promote import PromotionDecision, decide_promotion
 from training.settings import NightdeskSettings
 from training.split import split_tickets
@@ -74,18 +74,23 @@ def train_task(
     progress: Progress = _quiet,
     tags: dict[str, str] | None = None,
     sample_weight_column: str | None = None,
+    split: Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]] | None = None,
 ) -> TrainResult:
-    """Validate, split, fit, evaluate, log and register a candidate model for ``task``."""
+    """Validate, split, fit, evaluate, log and register a candidate model for ``task``.
+
+    ``split`` turns the usable tickets into training and validation parts (default:
+    ``config.split``); ``sample_weight_column`` names a column of per-ticket weights.
+    """
     progress("validating data")
     validation = validate_tickets(frame, tasks=[task], category_labels=config.category_labels)
     if not validation.ok:
         raise DataError(f"{source}: the data cannot be used for {task}: " + "; ".join(validation.errors), validation)
     usable = prepare_training_frame(frame, task, validation)
     progress("splitting")
-    train, held_out = split_tickets(usable, task, config.split, config.seed)
+    train, held_out = split(usable) if split else split_tickets(usable, task, config.split, config.seed)
     progress(f"fitting on {len(train):,} tickets")
     weights = None if sample_weight_column is None else train[sample_weight_column].to_numpy(dtype=float)
-    classifier = fit_classifier(train, task, config, sample_weight=weights)
+    classifier = fit_model(train, task, config, sample_weight=weights)
     progress(f"evaluating on {len(held_out):,} tickets")
     probabilities = classifier.predict_proba(held_out)
     report = evaluate_probabilities(held_out[task], probabilities, classifier.labels, config.evaluation.calibration_bins)
@@ -97,12 +102,15 @@ def train_task(
     progress("logging to MLflow")
     client = tracking.connect(settings)
     experiment_id = tracking.ensure_experiment(settings, task)
-    with mlflow.start_run(experiment_id=experiment_id, tags={"task": task, "source": source, **(tags or {})}) as run:
+    with mlflow.start_run(experiment_id=experiment_id, tags={"task": task, "source": source,
+                                                                "model_type": config.model_type, **(tags or {})}) as run:
         _log_training_run(run.info.run_id, task, config, usable, train, held_out, validation, report, probabilities,
                           classifier, thresholds, source)
+        mlflow.log_params(tracking.runtime_params(classifier))
         logged = tracking.log_classifier(classifier, train, settings)
     tracking.set_alias(client, settings, task, tracking.CANDIDATE, logged.version)
     client.set_model_version_tag(logged.registered_name, logged.version, "run_id", run.info.run_id)
+    client.set_model_version_tag(logged.registered_name, logged.version, "model_type", config.model_type)
     return TrainResult(
         run_id=run.info.run_id,
         model_uri=f"models:/{logged.registered_name}/{logged.version}",
@@ -226,8 +234,13 @@ class PromotionOutcome:
 
 
 def promote_task(task: str, config: TrainConfig, settings: NightdeskSettings,
-                 evaluation_frame: pd.DataFrame | None = None) -> PromotionOutcome:
-    """Move ``champion`` to the candidate if it passes the gate on the same evaluation data."""
+                 evaluation_frame: pd.DataFrame | None = None,
+                 behaviour_checks: Callable[[TicketClassifier], list[str]] | None = None) -> PromotionOutcome:
+    """Move ``champion`` to the candidate if it passes the gate on the same evaluation data.
+
+    ``behaviour_checks`` adds conditions on the candidate's classifier (e.g. the behavioural
+    checks of ``training.behaviour``): each reason it returns rejects the candidate.
+    """
     client = tracking.connect(settings)
     candidate = tracking.version_by_alias(client, settings, task, tracking.CANDIDATE)
     if candidate is None:
@@ -243,6 +256,10 @@ def promote_task(task: str, config: TrainConfig, settings: NightdeskSettings,
         champion_report = evaluate_model(evaluation_frame, task, uri.format(champion.version), settings,
                                          config.evaluation.calibration_bins)
     decision = decide_promotion(candidate_report, champion_report, config.promotion)
+    if behaviour_checks is not None:
+        failures = behaviour_checks(tracking.load_classifier(uri.format(candidate.version)))
+        decision = PromotionDecision(decision.promote and not failures,
+                                     [*decision.reasons, *(failures or ["behaviour: every check passed"])])
     # Version numbers come back as int from SQL stores and as str over REST: compare and report them as text.
     candidate_version, champion_version = str(candidate.version), (str(champion.version) if champion else None)
     if champion_version == candidate_version:
@@ -284,3 +301,51 @@ def _log_promotion(client: MlflowClient, settings: NightdeskSettings, task: str,
 def load_alias_classifier(task: str, settings: NightdeskSettings, alias: str = tracking.CHAMPION) -> TicketClassifier:
     tracking.connect(settings)
     return tracking.load_classifier(tracking.alias_uri(settings, task, alias))
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    training: TrainResult
+    promotion: PromotionOutcome
+    corrections: dict  # the ledger: which corrections the candidate learnt from
+    counts: dict[str, int]  # what applying the corrections did (overridden, added, duplicates dropped)
+
+
+CORRECTIONS_ARTIFACT = "corrections/applied.json"
+
+
+def retrain_task(history: pd.DataFrame, corrections: pd.DataFrame, task: str, config: TrainConfig,
+                 settings: NightdeskSettings, *, source: str = "dataframe",
+                 progress: Progress = _quiet) -> RetrainOutcome:
+    """History plus agents' corrections -> weighted candidate -> gate with behavioural checks -> champion.
+
+    The candidate trains on the history with the corrections applied (corrected
+    tickets weigh ``config.retrain.correction_weight``) minus a time-ordered holdout
+    of recent uncorrected tickets; candidate and champion are scored on that same
+    holdout. The run and the model version record which corrections went in.
+    """
+    from training.behaviour import behaviour_failures
+    from training.retrain import WEIGHT, build_training_set, correction_ledger, split_for_retraining
+
+    progress("applying corrections")
+    training_set = build_training_set(history, corrections, task, config.retrain.correction_weight)
+    parts: dict[str, pd.DataFrame] = {}
+
+    def split(usable: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        parts["train"], parts["holdout"] = split_for_retraining(
+            usable, config.retrain.holdout_fraction, task, config.seed)
+        return parts["train"], parts["holdout"]
+
+    trained = train_task(training_set, task, config, settings, source=source, progress=progress,
+                         tags={"kind": "retrain"}, sample_weight_column=WEIGHT, split=split)
+    ledger = correction_ledger(corrections, parts["train"], task)
+    client = tracking.connect(settings)
+    for key, value in ledger.tags().items():
+        client.set_tag(trained.run_id, key, value)
+        client.set_model_version_tag(settings.model_name(task), trained.version, key, value)
+    client.log_dict(trained.run_id, {**ledger.to_dict(), "counts": training_set.attrs["retrain"]},
+                    CORRECTIONS_ARTIFACT)
+    progress("promotion gate")
+    checks = behaviour_failures if config.retrain.behaviour_checks else None
+    promotion = promote_task(task, config, settings, parts["holdout"], behaviour_checks=checks)
+    return RetrainOutcome(trained, promotion, ledger.to_dict(), dict(training_set.attrs["retrain"]))

@@ -1,8 +1,14 @@
-"""The real server: `bentoml serve` on a free loopback port against champions trained on the sample."""
+"""The real server: `bentoml serve` on a free loopback port against champions trained on the sample.
+
+BentoML puts each worker in a process group of its own: the server is stopped
+through its arbiter (SIGTERM), and anything still alive after that is killed by PID.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +28,8 @@ pytestmark = pytest.mark.integration
 
 PROJECT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 90
+#: A stopped server must be gone within this many seconds, requests in flight or not.
+SHUTDOWN_LIMIT_S = 10
 
 
 def _free_port() -> int:
@@ -31,7 +39,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(trained_registry, tmp_path_factory):
+def running(trained_registry, tmp_path_factory):
+    """The server process and a client on it (stopped at the end of the module if a test has not)."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NIGHTDESK_"))}
     env.update(NIGHTDESK_HOME=str(trained_registry.home), MLFLOW_DISABLE_TELEMETRY="true",
@@ -46,15 +55,30 @@ def server(trained_registry, tmp_path_factory):
     try:
         _wait_ready(base, process, log)
         with httpx.Client(base_url=base, timeout=30) as client:
-            yield client
+            yield process, client
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server and its workers
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process.poll() is None:
+            _stop(process)
         log.close()
+
+
+@pytest.fixture
+def server(running):
+    return running[1]
+
+
+def _stop(process: subprocess.Popen, timeout_s: float = 30) -> float:
+    """SIGTERM to the arbiter; seconds until every process of the server is gone (killed after ``timeout_s``)."""
+    import psutil
+
+    tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(tree, timeout=timeout_s)
+    for leftover in alive:
+        leftover.kill()
+    process.wait()
+    return time.monotonic() - started
 
 
 def _wait_ready(base: str, process: subprocess.Popen, log) -> None:
@@ -132,3 +156,47 @@ def test_batch_over_the_limit_is_refused(server, payloads):
     response = server.post("/predict_batch", json={"tickets": payloads[:1] * 1001})
     assert response.status_code == 400 and "the limit is 1000" in response.text
     assert server.post("/predict", json=payloads[0]).status_code == 200
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, payloads):
+    sequential = {p["id"]: server.post("/predict", json=p).json()["predictions"] for p in payloads[:16]}
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=str(server.base_url), timeout=30) as client:
+            return await asyncio.gather(*(client.post("/predict", json=p) for p in payloads[:16] * 4))
+
+    answers = asyncio.run(burst())
+    assert [a.status_code for a in answers] == [200] * 64
+    for answer, sent in zip(answers, payloads[:16] * 4):
+        assert answer.json()["ticket_id"] == sent["id"]
+        assert answer.json()["predictions"] == sequential[sent["id"]]
+    calls = re.search(r"^nightdesk_scoring_batch_size_count(?:{[^}]*})? ([0-9.e+]+)$",
+                      server.get("/metrics").text, re.M)
+    scored = re.search(r"^nightdesk_scoring_batch_size_sum(?:{[^}]*})? ([0-9.e+]+)$",
+                       server.get("/metrics").text, re.M)
+    assert calls and scored and float(scored.group(1)) > float(calls.group(1))  # some calls held several tickets
+
+
+def test_shutdown_is_prompt_with_requests_in_flight(running, payloads):
+    """Last in the module: it stops the server."""
+    process, server = running
+    base = str(server.base_url)
+
+    async def keep_sending(stop: asyncio.Event):
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    await client.post("/predict_batch", json={"tickets": payloads})
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+
+    async def stop_while_busy() -> float:
+        stop = asyncio.Event()
+        senders = [asyncio.create_task(keep_sending(stop)) for _ in range(8)]
+        await asyncio.sleep(1.0)
+        took = await asyncio.to_thread(_stop, process, SHUTDOWN_LIMIT_S)
+        stop.set()
+        await asyncio.gather(*senders)
+        return took
+
+    assert asyncio.run(stop_while_busy()) < SHUTDOWN_LIMIT_S

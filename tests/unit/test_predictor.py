@@ -11,6 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+import scipy.sparse as sp
+
+import features.predictor as predictor
 from features.predictor import (
     PREDICTION_COLUMNS,
     TicketClassifier,
@@ -18,6 +21,8 @@ from features.predictor import (
     normalize_tickets,
     readable_feature_names,
     to_model_input,
+    top_contributions,
+    transform_columns,
 )
 from features.schema import INPUT_COLUMNS, URGENCY_LABELS
 from training.config import load_config
@@ -183,3 +188,65 @@ def test_linear_weights_expand_a_binary_model():
     assert weights.shape == (2, 2)
     np.testing.assert_allclose(weights[0], -weights[1])
     np.testing.assert_allclose(weights[1], model.coef_[0])
+
+
+# ---------------------------------------------------------------- explanations: fast path == row by row
+
+
+def _explain_row_by_row(features, weights, predicted, k) -> list[list[int]]:
+    """The straightforward definition: sort each row's contributions (stable, so ties keep column order)."""
+    features = sp.csr_matrix(features)
+    top = []
+    for row, cls in enumerate(predicted):
+        start, end = features.indptr[row], features.indptr[row + 1]
+        columns, values = features.indices[start:end], features.data[start:end]
+        contributions = values * weights[cls, columns]
+        order = np.argsort(-contributions, kind="stable")[:k]
+        top.append([int(columns[i]) for i in order if contributions[i] > 0])
+    return top
+
+
+def _split(columns, bounds) -> list[list[int]]:
+    return [columns[a:b].tolist() for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [0, 1, 5, 40])
+def test_top_contributions_equal_sorting_each_row(seed, k, monkeypatch):
+    # Small blocks, so that rows are spread over many blocks and long rows fill one alone.
+    monkeypatch.setattr(predictor, "_BLOCK_NONZEROS", 97)
+    rng = np.random.default_rng(seed)
+    n_rows, n_columns, n_classes = 60, 300, 4
+    lengths = rng.choice([0, 1, 3, 8, 50, 280], size=n_rows)
+    rows = np.repeat(np.arange(n_rows), lengths)
+    columns = np.concatenate([rng.choice(n_columns, size=n, replace=False) for n in lengths])
+    # Few distinct values and weights: many exact ties; negative values and weights too.
+    values = rng.choice([0.25, 0.5, 1.0, -0.5, 1e-300], size=len(rows)).astype(np.float32 if seed % 2 else np.float64)
+    features = sp.csr_matrix((values, (rows, columns)), shape=(n_rows, n_columns))
+    weights = rng.choice([-1.0, 0.0, 0.5, 1.0, 2.0, 3e-9], size=(n_classes, n_columns))
+    predicted = rng.integers(0, n_classes, size=n_rows)
+
+    got = _split(*top_contributions(features, weights, predicted, k))
+    assert got == _explain_row_by_row(features, weights, predicted, k)
+
+
+def test_top_contributions_of_an_empty_batch():
+    columns, bounds = top_contributions(sp.csr_matrix((0, 5)), np.ones((2, 5)), np.zeros(0, dtype=int), 5)
+    assert len(columns) == 0 and bounds.tolist() == [0]
+
+
+def test_explanations_of_a_fitted_model_equal_sorting_each_row(urgency_model, held_out, answer):
+    tickets, _ = normalize_tickets(held_out)
+    features = transform_columns(urgency_model.pipeline.named_steps["features"], tickets)
+    predicted = [urgency_model.labels.index(label) for label in answer["label"]]
+    weights = linear_weights(urgency_model.pipeline.named_steps["classifier"])
+    expected = [
+        [str(urgency_model.feature_names[c]) for c in row]
+        for row in _explain_row_by_row(features, weights, predicted, urgency_model.top_k_features)
+    ]
+    assert answer["top_features"].tolist() == expected
+
+
+def test_predict_proba_equals_the_pipeline_on_the_normalized_tickets(urgency_model, held_out):
+    tickets, _ = normalize_tickets(held_out, urgency_model.max_text_chars)
+    np.testing.assert_array_equal(urgency_model.predict_proba(held_out), urgency_model.pipeline.predict_proba(tickets))

@@ -305,3 +305,26 @@ def test_local_time_pickles():
     restored = pickle.loads(pickle.dumps(fitted))
     np.testing.assert_array_equal(restored.transform(frame), fitted.transform(frame))
     assert restored.get_params() == {"business_start_hour": 9, "business_end_hour": 17}
+
+
+def test_timestamps_take_a_shortcut_to_the_same_instant():
+    from features.transformers import _parse_other, parse_timestamp
+
+    stamps = [
+        pd.Timestamp("2026-03-30T08:30:00", tz="Europe/Berlin"),
+        pd.Timestamp("2026-03-30T08:30:00.123456"),  # naive: UTC
+        pd.Timestamp("2026-10-25T00:30:00Z").tz_convert("Europe/Berlin"),  # 02:30, the first of two
+    ]
+    for stamp in stamps:
+        generic = _parse_other(stamp)
+        expected = generic.replace(tzinfo=timezone.utc) if generic.tzinfo is None else generic.astimezone(timezone.utc)
+        assert parse_timestamp(stamp) == expected and parse_timestamp(stamp).tzinfo == timezone.utc
+
+
+def test_missing_categories_are_filled_and_values_normalised():
+    from features.transformers import fill_missing_category
+
+    values = np.array([["Email", None], ["  ", np.nan], [3, " Enterprise "], [pd.NA, ""]], dtype=object)
+    assert fill_missing_category(values).tolist() == [
+        ["email", "unknown"], ["unknown", "unknown"], ["3", "enterprise"], ["unknown", "unknown"]
+    ]

@@ -94,3 +94,55 @@ def test_fitted_text_features_pickle_with_the_fast_vectorizers(tickets):
     assert isinstance(restored.char_vectorizer_, FastCountingTfidfVectorizer)
     assert sp.issparse(restored.transform(columns.iloc[200:210]))
     assert (restored.transform(columns.iloc[200:210]) != model.transform(columns.iloc[200:210])).nnz == 0
+
+
+def test_a_vocabulary_given_out_of_order_is_counted_like_scikit_learn(tickets):
+    # The shared batch counts rely on a fitted vocabulary being numbered in
+    # sorted term order; a user's vocabulary need not be, and must still work.
+    texts = _texts(tickets, slice(0, 50))
+    for analyzer, terms in (("word", ["refund", "a", "zebra", "login", "the"]), ("char_wb", ["ef", " a", "zz", "in", "e "])):
+        vocabulary = {term: i for i, term in enumerate(terms)}
+        params = dict(analyzer=analyzer, vocabulary=vocabulary, dtype=np.float32)
+        transformers.forget_recent_batches()
+        _assert_same_matrix(TfidfVectorizer(**params).fit_transform(texts), FastCountingTfidfVectorizer(**params).fit_transform(texts))
+
+
+def test_models_with_different_vocabularies_share_a_batch_correctly(tickets):
+    # Different training texts: different vocabularies, both in sorted order; the
+    # second model's counts come from the batch counts the first one left behind.
+    batch = _texts(tickets, slice(600, 700))
+    for config in CONFIGS[:6]:
+        params = dict(sublinear_tf=True, dtype=np.float32, **config)
+        fitted = [
+            (TfidfVectorizer(**params).fit(_texts(tickets, rows)), FastCountingTfidfVectorizer(**params).fit(_texts(tickets, rows)))
+            for rows in (slice(0, 150), slice(300, 330))
+        ]
+        transformers.forget_recent_batches()
+        for reference, fast in fitted:
+            _assert_same_matrix(reference.transform(batch), fast.transform(batch))
+
+
+def test_counts_shared_by_models_are_handed_out_as_copies(tickets):
+    # scikit-learn changes the counts it gets in place (binary, sublinear tf, idf):
+    # what one model gets must not share memory with the batch's shared counts.
+    train, batch = _texts(tickets, slice(0, 200)), _texts(tickets, slice(200, 260))
+    vectorizer = FastCountingTfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(train)
+    transformers.forget_recent_batches()
+    tokens = vectorizer._numbered_tokens(batch)
+    terms, counts = vectorizer._batch_char_wb_counts(tokens, len(batch))
+    before = counts.copy()
+    for vocabulary in (vectorizer.vocabulary_, {term: i for i, term in enumerate(terms)}):  # some unknown / all known
+        mine = transformers._in_vocabulary(terms, counts, vocabulary)
+        assert not np.shares_memory(mine.data, counts.data) and not np.shares_memory(mine.indptr, counts.indptr)
+        mine.data[:] = 0
+    _assert_same_matrix(before, counts)
+
+
+def test_batch_texts_clean_each_distinct_field_once_with_the_same_result():
+    rows = np.array(
+        [["Refund", "order 12345 please"], ["Refund", None], [1, "x"], [1.0, "x"], [float("nan"), "Refund"],
+         ["Re: jane@example.com", "Call +49 30 1234567 <b>now</b>"], ["", "   "]],
+        dtype=object,
+    )
+    for mask in (True, False):
+        assert transformers._join_batch_texts(rows, mask) == [join_ticket_text(row, mask=mask) for row in rows]

@@ -24,7 +24,7 @@ def _json_value(value):
 
 
 def serving_client(home: Path, **env: str) -> Iterator:
-    """A TestClient on a fresh ``Nightdesk`` ASGI app whose scorer loads from ``home``."""
+    """A TestClient on a fresh ``Nightdesk`` ASGI app whose models load from ``home``."""
     from starlette.testclient import TestClient
 
     from serving.service import Nightdesk
@@ -51,9 +51,9 @@ def _app_client(trained_registry):
 @pytest.fixture
 def client(_app_client, service):
     """The in-process API; settings and models a test swaps are put back afterwards."""
-    settings, models = service.settings, service.scorer.models
+    settings, models = service.settings, service.models
     yield _app_client
-    service.settings, service.scorer.models = settings, models
+    service.settings, service.models = settings, models
 
 
 @pytest.fixture
@@ -63,9 +63,6 @@ def service(_app_client):
     return bentoml.get_current_service()
 
 
-@pytest.fixture
-def scorer(service):
-    return service.scorer
 
 
 @pytest.fixture(scope="session")

@@ -121,11 +121,11 @@ def test_bad_requests_leave_the_service_intact(client, payloads):
     assert [a["predictions"] for a in after] == [b["predictions"] for b in before]
 
 
-def test_a_task_without_champion_is_reported_and_skipped(client, scorer, payloads):
-    held = scorer.models.snapshot()
-    scorer.models = ModelSet(TASKS, lambda task, _: held[task] if task != "sentiment" else
+def test_a_task_without_champion_is_reported_and_skipped(client, service, payloads):
+    held = service.models.snapshot()
+    service.models = ModelSet(TASKS, lambda task, _: held[task] if task != "sentiment" else
                              MissingModel(task, "nightdesk-sentiment", "champion", "no version has the alias @champion"))
-    scorer.models.load()
+    service.models.load()
     assert client.get("/readyz").status_code == 200
     answer = client.post("/predict", json=payloads[0]).json()
     assert set(answer["predictions"]) == {"urgency", "category"} and answer["missing_tasks"] == ["sentiment"]
@@ -133,9 +133,9 @@ def test_a_task_without_champion_is_reported_and_skipped(client, scorer, payload
     assert models["sentiment"]["status"] == "missing" and "champion" in models["sentiment"]["reason"]
 
 
-def test_no_model_at_all_is_not_ready_but_still_answers(client, scorer, payloads):
-    scorer.models = ModelSet(TASKS, lambda task, _: MissingModel(task, f"nightdesk-{task}", "champion", "none"))
-    scorer.models.load()
+def test_no_model_at_all_is_not_ready_but_still_answers(client, service, payloads):
+    service.models = ModelSet(TASKS, lambda task, _: MissingModel(task, f"nightdesk-{task}", "champion", "none"))
+    service.models.load()
     assert client.get("/readyz").status_code == 503
     answer = client.post("/predict", json=payloads[0])
     assert answer.status_code == 200 and answer.json()["routing"]["queue"] == "triage"

@@ -1,0 +1,320 @@
+"""Saved transformer models with the same public interface as ``TicketClassifier``.
+
+``TransformerClassifier`` (kinds ``embedding`` and ``finetune``) and
+``EnsembleClassifier`` (a transformer and the TF-IDF model, probabilities
+averaged) answer ``labels``, ``predict_proba(frame)`` and ``predict_frame(frame)``
+exactly like the TF-IDF model, so MLflow, serving and evaluation treat every
+kind alike.
+
+The network (encoder weights, tokenizer and, when it passed its agreement check,
+an int8 ONNX file) lives in a folder beside the pickled object: ``save_artifacts``
+writes it, ``attach`` loads it. Pickling keeps only the small parts (labels, head,
+temperature, thresholds), so MLflow stores the weights as plain files.
+
+Explanations: for a transformer kind, occlusion: each distinct word of the
+ticket is removed in turn and the words whose removal lowers the predicted
+class's probability most are reported. That costs one extra forward pass per
+word, so it runs for requests of at most ``explain_max_tickets`` tickets (the
+service's single tickets); larger batches get no explanation (empty lists). The
+ensemble explains with its TF-IDF side's n-gram weights towards the ensemble's label.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from features.encoders import length_ordered_batches, limit_cpu_threads, load_encoder, load_tokenizer, mean_pool, save_encoder, tokenize
+from features.predictor import TicketClassifier, normalize_tickets, transform_columns
+from features.schema import TEXT_COLUMNS
+from features.transformers import join_ticket_text
+
+ENCODER_FOLDER = "encoder"
+HEAD_FILE = "head.pt"
+ONNX_FILE = "model.int8.onnx"
+#: Requirements a logged transformer model adds to the TF-IDF model's.
+TRANSFORMER_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "onnxruntime")
+#: Occlusion looks at the first this-many distinct words (one forward pass each).
+MAX_OCCLUDED_WORDS = 40
+_WORD = re.compile(r"\w[\w'-]*|<[A-Z_]+>")
+
+
+class TextNetwork(torch.nn.Module):
+    """Encoder, mean pooling and an optional linear head: token ids in, one vector per text out.
+
+    Without a head the output is the (L2-normalised) sentence embedding; with one,
+    the class logits.
+    """
+
+    def __init__(self, encoder, n_labels: int | None = None, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = torch.nn.Dropout(dropout)
+        self.head = None if n_labels is None else torch.nn.Linear(encoder.config.hidden_size, n_labels)
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        pooled = mean_pool(hidden, attention_mask)
+        if self.head is None:
+            return torch.nn.functional.normalize(pooled, dim=-1)
+        return self.head(self.dropout(pooled))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def model_texts(frame: pd.DataFrame, max_text_chars: int | None) -> tuple[list[str], np.ndarray]:
+    """The texts the network reads (same cleaning and masking as the TF-IDF model) and truncation flags."""
+    tickets, truncated = normalize_tickets(frame, max_text_chars)
+    rows = tickets[list(TEXT_COLUMNS)].to_numpy(dtype=object)
+    return [join_ticket_text(row) for row in rows], truncated
+
+
+@dataclass
+class TransformerClassifier:
+    """A fitted transformer model for one task.
+
+    ``kind="embedding"``: frozen encoder, ``head`` is a scikit-learn linear model on
+    the sentence embeddings. ``kind="finetune"``: the network's own linear head
+    gives the logits. Either way the probabilities are ``softmax(logits / temperature)``.
+    ``backend`` is "onnx" when the int8 ONNX export agreed with PyTorch on
+    validation tickets, else "torch" (``backend_note`` says why).
+    """
+
+    task: str
+    kind: Literal["embedding", "finetune"]
+    labels: tuple[str, ...]
+    encoder_source: str
+    max_length: int = 64
+    head: object | None = None
+    temperature: float = 1.0
+    thresholds: dict[str, float] = field(default_factory=dict)
+    default_threshold: float = 0.5
+    max_text_chars: int = 20_000
+    top_k_features: int = 5
+    explain_max_tickets: int = 32
+    batch_size: int = 64
+    backend: Literal["torch", "onnx"] = "torch"
+    backend_note: str = ""
+    onnx_agreement: float | None = None
+    network: TextNetwork | None = field(default=None, repr=False)
+    tokenizer: object | None = field(default=None, repr=False)
+    onnx_session: object | None = field(default=None, repr=False)
+    onnx_model: bytes | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ the shared interface
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        texts, _ = model_texts(frame, self.max_text_chars)
+        return self.proba_from_texts(texts)
+
+    def predict_labels(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.labels, dtype=object)[self.predict_proba(frame).argmax(axis=1)]
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Per ticket: label, confidence, needs_review, class probabilities, top features, truncated."""
+        texts, truncated = model_texts(frame, self.max_text_chars)
+        probabilities = self.proba_from_texts(texts)
+        best = probabilities.argmax(axis=1)
+        explanations = (
+            [self.occlusion_words(t, int(c), p[c]) for t, c, p in zip(texts, best, probabilities)]
+            if len(texts) <= self.explain_max_tickets
+            else [[] for _ in texts]
+        )
+        return prediction_frame(self, probabilities, explanations, truncated)
+
+    def threshold_for(self, label: str) -> float:
+        return self.thresholds.get(label, self.default_threshold)
+
+    # ------------------------------------------------------------------ scores
+
+    def proba_from_texts(self, texts: list[str]) -> np.ndarray:
+        return softmax(self.logits(texts) / self.temperature)
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        outputs = self.network_outputs(texts)
+        if self.kind == "finetune":
+            return outputs
+        return head_logits(self.head, outputs)
+
+    def network_outputs(self, texts: list[str]) -> np.ndarray:
+        """The network's output per text (embedding or logits), batched by length, in input order."""
+        self._require_network()
+        outputs: np.ndarray | None = None
+        for rows in length_ordered_batches(texts, self.batch_size):
+            batch = tokenize(self.tokenizer, [texts[i] for i in rows], self.max_length)
+            values = self._run(batch)
+            if outputs is None:
+                outputs = np.zeros((len(texts), values.shape[1]), dtype=np.float32)
+            outputs[rows] = values
+        if outputs is None:
+            width = self.network.encoder.config.hidden_size if self.kind == "embedding" else len(self.labels)
+            return np.zeros((0, width), dtype=np.float32)
+        return outputs
+
+    def _run(self, batch: dict) -> np.ndarray:
+        if self.backend == "onnx" and self.onnx_session is not None:
+            return self.onnx_session.run(None, batch)[0]
+        return run_torch(self.network, batch)
+
+    def occlusion_words(self, text: str, predicted: int, probability: float) -> list[str]:
+        """The words whose removal lowers the predicted class's probability most (largest drop first)."""
+        words = list(dict.fromkeys(_WORD.findall(text)))[:MAX_OCCLUDED_WORDS]
+        if not words:
+            return []
+        variants = [re.sub(rf"(?<![\w<]){re.escape(w)}(?![\w>])", " ", text) for w in words]
+        drops = probability - self.proba_from_texts(variants)[:, predicted]
+        order = np.argsort(-drops)[: self.top_k_features]
+        return [words[i] for i in order if drops[i] > 0]
+
+    # ------------------------------------------------------------------ persistence
+
+    def save_artifacts(self, folder: Path) -> Path:
+        """Write the tokenizer, encoder weights, head and (when used) the ONNX file into ``folder``."""
+        self._require_network()
+        folder = Path(folder)
+        save_encoder(self.network.encoder, self.tokenizer, folder / ENCODER_FOLDER)
+        if self.network.head is not None:
+            torch.save(self.network.head.state_dict(), folder / HEAD_FILE)
+        if self.backend == "onnx" and self.onnx_model is not None:
+            (folder / ONNX_FILE).write_bytes(self.onnx_model)
+        return folder
+
+    def attach(self, folder: Path) -> TransformerClassifier:
+        """Load the network (and ONNX session when the model uses it) from a ``save_artifacts`` folder."""
+        folder = Path(folder)
+        limit_cpu_threads()
+        encoder = load_encoder(folder / ENCODER_FOLDER)
+        network = TextNetwork(encoder, len(self.labels) if self.kind == "finetune" else None)
+        if network.head is not None:
+            network.head.load_state_dict(torch.load(folder / HEAD_FILE, weights_only=True))
+        self.network = network.eval()
+        self.tokenizer = load_tokenizer(folder / ENCODER_FOLDER)
+        self.onnx_session = None
+        if self.backend == "onnx" and (folder / ONNX_FILE).is_file():
+            self.use_onnx((folder / ONNX_FILE).read_bytes())
+        return self
+
+    def use_onnx(self, model_bytes: bytes) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        self.onnx_model = model_bytes
+        self.onnx_session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+    def requirements(self) -> tuple[str, ...]:
+        return TRANSFORMER_REQUIREMENTS
+
+    def __getstate__(self) -> dict:
+        # The network and sessions travel as files (save_artifacts), not inside the pickle.
+        state = dict(self.__dict__)
+        for key in ("network", "tokenizer", "onnx_session", "onnx_model"):
+            state[key] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def _require_network(self) -> None:
+        if self.network is None or self.tokenizer is None:
+            raise RuntimeError("the transformer network is not loaded: call attach(folder) with its artifacts folder")
+
+
+@dataclass
+class EnsembleClassifier:
+    """``weight`` times the transformer's probabilities plus the rest times the TF-IDF model's,
+    sharpened or softened by ``temperature``."""
+
+    task: str
+    transformer: TransformerClassifier
+    tfidf: TicketClassifier
+    weight: float
+    temperature: float = 1.0
+    thresholds: dict[str, float] = field(default_factory=dict)
+    default_threshold: float = 0.5
+    kind: str = "ensemble"
+
+    def __post_init__(self):
+        if tuple(self.transformer.labels) != tuple(self.tfidf.labels):
+            raise ValueError(f"the two models' labels differ: {self.transformer.labels} vs {self.tfidf.labels}")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.tfidf.labels
+
+    @property
+    def max_text_chars(self) -> int:
+        return self.tfidf.max_text_chars
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.combine(self.transformer.predict_proba(frame), self.tfidf.predict_proba(frame))
+
+    def combine(self, transformer_proba: np.ndarray, tfidf_proba: np.ndarray) -> np.ndarray:
+        mixed = self.weight * transformer_proba + (1 - self.weight) * tfidf_proba
+        return softmax(np.log(np.clip(mixed, 1e-12, None)) / self.temperature)
+
+    def predict_labels(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.labels, dtype=object)[self.predict_proba(frame).argmax(axis=1)]
+
+    def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        tickets, truncated = normalize_tickets(frame, self.max_text_chars)
+        features = transform_columns(self.tfidf.pipeline.named_steps["features"], tickets)
+        tfidf_proba = self.tfidf.pipeline.named_steps["classifier"].predict_proba(features)
+        probabilities = self.combine(self.transformer.predict_proba(tickets), tfidf_proba)
+        # TicketClassifier's n-gram explanation, asked about the ensemble's label.
+        explanations = self.tfidf._explain(features, probabilities.argmax(axis=1))
+        return prediction_frame(self, probabilities, explanations, truncated)
+
+    def threshold_for(self, label: str) -> float:
+        return self.thresholds.get(label, self.default_threshold)
+
+    def save_artifacts(self, folder: Path) -> Path:
+        return self.transformer.save_artifacts(folder)
+
+    def attach(self, folder: Path) -> EnsembleClassifier:
+        self.transformer.attach(folder)
+        return self
+
+    def requirements(self) -> tuple[str, ...]:
+        return TRANSFORMER_REQUIREMENTS
+
+
+def prediction_frame(model, probabilities: np.ndarray, explanations: list[list[str]], truncated: np.ndarray) -> pd.DataFrame:
+    best = probabilities.argmax(axis=1)
+    labels = [model.labels[i] for i in best]
+    confidence = probabilities[np.arange(len(best)), best]
+    return pd.DataFrame(
+        {
+            "label": labels,
+            "confidence": confidence.astype(float),
+            "needs_review": [bool(c < model.threshold_for(lab)) for c, lab in zip(confidence, labels)],
+            "probabilities": [dict(zip(model.labels, map(float, row))) for row in probabilities],
+            "top_features": explanations,
+            "truncated": truncated,
+        }
+    )
+
+
+def head_logits(head, embeddings: np.ndarray) -> np.ndarray:
+    """A scikit-learn linear head's class scores; a binary head's single column becomes two."""
+    scores = head.decision_function(embeddings)
+    if scores.ndim == 1:
+        scores = np.column_stack([np.zeros_like(scores), scores])
+    return np.asarray(scores, dtype=np.float64)
+
+
+def run_torch(network: TextNetwork, batch: dict) -> np.ndarray:
+    device = next(network.parameters()).device
+    with torch.inference_mode():
+        tensors = {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+        return network(**tensors).float().cpu().numpy()

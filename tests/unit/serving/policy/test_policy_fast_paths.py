@@ -1,0 +1,104 @@
+"""The routing hot path's fast forms give exactly what the plain ones give: the combined signal screen,
+both SLA deadlines from one walk over the shifts, and deadlines built without re-validation."""
+
+from __future__ import annotations
+
+import random
+import re
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from policy_helpers import make_policy
+
+from serving.policy import PRIORITIES
+from serving.policy.calendar import add_business_minutes, add_business_minutes_many
+from serving.policy.compiled import CompiledSignal, signal_screen
+from serving.policy.decide import deadlines
+from serving.schemas import SlaDeadlines
+from training.sample import generate_tickets
+
+PROFILE = settings.get_profile("policy")
+# Clock changes (US, EU, Australia) and the years around them.
+TRANSITIONS = tuple(datetime(*args, tzinfo=UTC) for args in [
+    (2026, 3, 8, 7), (2026, 11, 1, 6), (2026, 3, 29, 1), (2026, 10, 25, 1), (2026, 4, 4, 16), (2025, 10, 26, 1)])
+instants = st.one_of(
+    st.datetimes(datetime(2024, 1, 1), datetime(2028, 12, 31), timezones=st.just(UTC)),
+    st.builds(lambda base, minutes: base + timedelta(minutes=minutes), st.sampled_from(TRANSITIONS),
+              st.integers(-3 * 1440, 3 * 1440)))
+durations = st.one_of(st.integers(1, 80 * 60), st.floats(0.0, 5000.0, allow_nan=False))
+
+# Near-misses and look-alikes of the shipped signal words, case and Unicode variants, word boundaries.
+TRICKY = [
+    "", "the site is down", "THE APP IS UNAVAILABLE", "apps are unavailable", "503 error", "5030 error",
+    "we were hacked!", "hackers", "hacking", "unhacked", "unauthorised logins", "UNAUTHORIZED CHARGES",
+    "card was declined", "carddeclined", "refund has never arrived", "charged me twice", "double-charged",
+    "lost all our files", "files were wiped", "data loss", "datalosses", "ſtolen", "\u212aey stolen",
+    "STOLEN", "stolen\n", "x" * 5000 + " outage", "outage" + "y" * 10, "phishing\u00e9", "breached.",
+]
+
+
+def _texts() -> list[str]:
+    frame = generate_tickets(300, seed=5)
+    sample = [f"{s}\n{b}" for s, b in zip(frame.subject, frame.body)]
+    rng = random.Random(3)
+    spliced = [f"{rng.choice(sample)} {rng.choice(TRICKY)} {rng.choice(sample)[:40]}" for _ in range(300)]
+    return TRICKY + sample + spliced
+
+
+def test_the_signal_screen_finds_exactly_the_signals_the_patterns_find(example):
+    assert example.signal_screen is not None  # the shipped patterns combine
+    texts = _texts()
+    found = [[s.name for s in example.find_signals(text)] for text in texts]
+    assert found == [[s.name for s in example.signals if s.regex.search(text)] for text in texts]
+    assert sum(map(bool, found)) > 50 and sum(not f for f in found) > 50  # both branches exercised
+
+
+def _signals(*patterns: str) -> tuple[CompiledSignal, ...]:
+    class Spec:
+        def __init__(self, pattern):
+            self.pattern = pattern
+
+    return tuple(CompiledSignal(f"s{i}", re.compile(p, re.IGNORECASE), Spec(p)) for i, p in enumerate(patterns))
+
+
+def test_patterns_whose_meaning_depends_on_context_are_not_combined():
+    assert signal_screen(_signals(r"\bdown\b", r"(a)b")) is not None
+    assert signal_screen(_signals(r"\bdown\b")) is None  # one pattern: nothing to gain
+    assert signal_screen(_signals(r"\bdown\b", r"(a)\1")) is None  # \1 would name another group
+    assert signal_screen(_signals(r"(?P<w>x)", r"(?P<w>y)")) is None  # the same group name twice
+    assert signal_screen(_signals(r"(?i)down", r"up")) is None  # global flags only open a pattern
+    assert signal_screen(_signals(r"(?P<w>x)(?P=w)", r"up")) is None
+
+
+@settings(PROFILE)
+@given(instants, st.lists(durations, min_size=1, max_size=4), st.sampled_from(["billing", "technical", "general"]))
+def test_deadlines_from_one_walk_equal_one_walk_each(example, start, minutes, queue):
+    coverage = example.coverages[queue]
+    assert add_business_minutes_many(coverage, start, minutes) == [add_business_minutes(coverage, start, m)
+                                                                   for m in minutes]
+
+
+@settings(PROFILE)
+@given(instants, st.sampled_from(["billing", "security", "general"]), st.sampled_from(["premium", "standard"]),
+       st.sampled_from(PRIORITIES), st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]))
+def test_constructed_deadlines_equal_validated_ones(example, received, queue, tier, priority, zone):
+    sla = deadlines(example, queue, tier, priority, received, zone)
+    assert SlaDeadlines.model_validate(sla.model_dump()) == sla
+    assert sla.model_dump_json() == SlaDeadlines(**sla.model_dump()).model_dump_json()
+    target = example.spec.sla[tier][priority]
+    coverage = example.coverages[queue] if target.clock == "business" else None
+    for deadline, minutes in ((sla.first_response, target.first_response), (sla.resolution, target.resolution)):
+        plain = (add_business_minutes(coverage, received, minutes) if coverage
+                 else received + timedelta(minutes=minutes))
+        assert deadline.due_utc == plain and deadline.target_minutes == minutes
+
+
+def test_a_policy_without_combinable_patterns_still_finds_its_signals(example_raw):
+    raw = {**example_raw, "priority": {**example_raw["priority"], "signals": {
+        "echo": {"pattern": r"\b(\w+) \1\b", "min_priority": "P2"},
+        "outage": {"pattern": r"\boutage\b", "min_priority": "P1"}}}}
+    policy = make_policy(raw)
+    assert policy.signal_screen is None
+    assert [s.name for s in policy.find_signals("the the outage")] == ["echo", "outage"]
+    assert [s.name for s in policy.find_signals("an Outage")] == ["outage"]

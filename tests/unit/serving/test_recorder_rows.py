@@ -1,0 +1,83 @@
+"""The recorder's row form (plain dicts, JSON serialized by pydantic) stores exactly what the validated
+``PredictionRecord`` path stores: the same masked text, times, outcomes and routing, read back."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+
+from serving.recorder import prediction_record, prediction_rows
+from serving.routing import PolicyRouter, load_routing_policy
+from serving.schemas import PredictionOut, TaskPrediction, TicketIn
+from store import RawJSON, Store
+
+LABELS = {"urgency": ["critical", "high", "medium", "low"], "category": ["billing", "technical", "account"],
+          "sentiment": ["negative", "neutral", "positive"]}
+SERVED_AT = 1_767_575_297.123456
+
+
+def _answers(count: int) -> tuple[list[TicketIn], list[PredictionOut]]:
+    """Tickets and answers with real policy routings (SLA, acknowledgements, non-ASCII, awkward floats)."""
+    rng = random.Random(7)
+    router = PolicyRouter(load_routing_policy().policy, clock=lambda: datetime(2026, 1, 24, 3, tzinfo=UTC))
+    tickets, answers = [], []
+    for i in range(count):
+        ticket = TicketIn(id=f"T-{i}", subject=["Refund – déjà vu", "", "Login"][i % 3],
+                          body=f"Card 4111 1111 1111 1111 charged twice, mail me at a{i}@example.com ✓",
+                          created_at=["2026-01-05T02:08:17+01:00", None][i % 2],
+                          customer_timezone=["Europe/Berlin", None, "Asia/Kathmandu"][i % 3],
+                          customer_tier=["enterprise", None][i % 2], channel="email", language="de")
+        predictions = {}
+        for task, labels in LABELS.items():
+            weights = [rng.random() ** 5 + 1e-9 for _ in labels]
+            probabilities = {label: w / sum(weights) for label, w in zip(labels, weights)}
+            label = max(probabilities, key=probabilities.get)
+            predictions[task] = TaskPrediction(label=label, confidence=probabilities[label], needs_review=i % 2 == 0,
+                                               probabilities=probabilities, top_features=["w"], truncated=False,
+                                               model_name=f"nightdesk-{task}", model_version="7")
+        answer = PredictionOut(prediction_id=f"p{i}", ticket_id=ticket.id, predictions=predictions,
+                               routing=router.route(ticket, predictions))
+        tickets.append(ticket)
+        answers.append(answer)
+    return tickets, answers
+
+
+def _stored(store: Store) -> list[dict]:
+    return [p.model_dump(exclude={"prediction_id"}) for p in
+            sorted(store.recent_predictions(limit=1000), key=lambda p: p.prediction_id)]
+
+
+def test_rows_store_what_validated_records_store(tmp_path):
+    tickets, answers = _answers(30)
+    plain, fast = Store(f"sqlite:///{tmp_path / 'plain.db'}"), Store(f"sqlite:///{tmp_path / 'fast.db'}")
+    assert plain.record_predictions([prediction_record(t, a, SERVED_AT) for t, a in zip(tickets, answers)]) == 30
+    assert fast.record_predictions([prediction_rows(t, a, SERVED_AT) for t, a in zip(tickets, answers)]) == 30
+    stored = _stored(fast)
+    assert stored == _stored(plain)
+    assert any(s["routing"].get("acknowledgement") for s in stored) and any(s["routing"].get("sla") for s in stored)
+    assert all("4111" not in s["body"] and "@example.com" not in s["body"] for s in stored)  # masked all the same
+    # A retry of the same rows is skipped, as for records.
+    assert fast.record_predictions([prediction_rows(t, a, SERVED_AT) for t, a in zip(tickets, answers)]) == 0
+
+
+def test_rows_hold_the_same_values_as_the_record():
+    tickets, answers = _answers(6)
+    for ticket, answer in zip(tickets, answers):
+        record, rows = prediction_record(ticket, answer, SERVED_AT), prediction_rows(ticket, answer, SERVED_AT)
+        assert isinstance(rows.prediction["routing"], RawJSON)
+        assert json.loads(rows.prediction["routing"]) == record.routing
+        assert rows.prediction["queue"] == record.routing["queue"]
+        assert rows.prediction["created_at"] == record.created_at
+        assert [{**t, "probabilities": json.loads(t["probabilities"])} for t in rows.tasks] == [
+            {"prediction_id": record.prediction_id, "task": task, **o.model_dump()}
+            for task, o in record.outcomes.items()]
+
+
+def test_raw_json_is_stored_as_is_and_other_values_as_json(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    with store.engine.connect() as connection:
+        serializer = connection.dialect._json_serializer
+    assert serializer(RawJSON('{"a":1}')) == '{"a":1}'
+    assert serializer('{"a":1}') == json.dumps('{"a":1}')  # a plain string is a JSON string value
+    assert serializer({"a": [1.5, None]}) == json.dumps({"a": [1.5, None]})

@@ -1,0 +1,237 @@
+"""Transformer kinds on a tiny random BERT: fitting, the shared interface, saving, MLflow, ONNX, CLI, serving.
+
+The encoder is a 2-layer, 32-wide BERT with the real MiniLM tokenizer, built in a
+temporary folder, so every fit takes a second or two. What it learns is not the
+point (the benchmarks measure quality); the plumbing is.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import joblib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from features.predictor import PREDICTION_COLUMNS, TicketClassifier  # noqa: E402
+from features.transformer_predictor import EnsembleClassifier, TransformerClassifier, softmax  # noqa: E402
+from training.config import TrainConfig, load_config  # noqa: E402
+from training.pipelines import fit_model  # noqa: E402
+from training.transformer import (  # noqa: E402
+    carve_validation,
+    choose_ensemble_weight,
+    fit_temperature,
+    freeze_lower_layers,
+    shuffled_length_groups,
+)
+
+
+def tiny_encoder(folder: Path) -> Path:
+    from transformers import BertConfig, BertModel
+
+    from features.encoders import load_tokenizer, save_encoder
+
+    tokenizer = load_tokenizer(None)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    import torch
+
+    torch.manual_seed(0)
+    return save_encoder(BertModel(config).eval(), tokenizer, folder)
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory) -> Path:
+    return tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def transformer_config(task: str, model_type: str, encoder: Path, **transformer) -> TrainConfig:
+    config = load_config(task)
+    settings = {"encoder": str(encoder), "max_steps": 12, "epochs": 1, "batch_size": 16, **transformer}
+    return config.model_copy(update={"model_type": model_type,
+                                     "transformer": config.transformer.model_copy(update=settings)})
+
+
+@pytest.fixture(scope="module")
+def sample(tickets) -> pd.DataFrame:
+    return tickets.head(300)
+
+
+@pytest.fixture(scope="module")
+def finetuned(sample, encoder_dir) -> TransformerClassifier:
+    return fit_model(sample, "urgency", transformer_config("urgency", "finetune", encoder_dir))
+
+
+@pytest.fixture(scope="module")
+def embedded(sample, encoder_dir) -> TransformerClassifier:
+    return fit_model(sample, "sentiment", transformer_config("sentiment", "embedding", encoder_dir))
+
+
+def test_a_few_fine_tuning_steps_give_a_model_with_the_shared_interface(finetuned, sample):
+    assert isinstance(finetuned, TransformerClassifier) and finetuned.kind == "finetune"
+    assert finetuned.labels == tuple(sorted(sample["urgency"].unique()))
+    answer = finetuned.predict_frame(sample.head(4))
+    assert tuple(answer.columns) == PREDICTION_COLUMNS
+    assert all(abs(sum(p.values()) - 1) < 1e-6 for p in answer["probabilities"])
+    assert all(label in finetuned.labels for label in answer["label"])
+    assert finetuned.temperature > 0
+    proba = finetuned.predict_proba(sample.head(4))
+    assert np.allclose(proba.max(axis=1), answer["confidence"])
+
+
+def test_the_embedding_kind_explains_with_words_of_the_ticket(embedded):
+    ticket = pd.DataFrame({"subject": ["Refund"], "body": ["I was charged twice, please refund me"]})
+    answer = embedded.predict_frame(ticket).iloc[0]
+    words = set("refund i was charged twice please me".split())
+    assert all(w.lower() in words for w in answer["top_features"])
+
+
+def test_large_batches_skip_occlusion(embedded, sample):
+    answer = embedded.predict_frame(sample.head(embedded.explain_max_tickets + 1))
+    assert all(features == [] for features in answer["top_features"])
+
+
+def test_the_int8_onnx_network_is_used_only_after_agreeing_with_pytorch(finetuned, sample):
+    assert finetuned.backend == "onnx", finetuned.backend_note
+    assert finetuned.onnx_agreement >= 0.99
+    onnx = finetuned.predict_proba(sample.head(40))
+    finetuned.backend = "torch"
+    try:
+        torch_proba = finetuned.predict_proba(sample.head(40))
+    finally:
+        finetuned.backend = "onnx"
+    assert (onnx.argmax(axis=1) == torch_proba.argmax(axis=1)).mean() >= 0.95
+    assert np.abs(onnx - torch_proba).max() < 0.1
+
+
+def test_an_onnx_export_below_the_agreement_bar_is_refused_with_the_reason(sample, encoder_dir):
+    from training.transformer import try_onnx
+
+    model = fit_model(sample, "urgency", transformer_config("urgency", "embedding", encoder_dir, onnx=False))
+    assert model.backend == "torch" and model.onnx_session is None
+    texts = ["my invoice is wrong", "the server is down", "thanks for the help"]
+    try_onnx(model, texts, min_agreement=1.01)  # a bar no export can reach
+    assert model.backend == "torch" and model.onnx_session is None and "< 1.01" in model.backend_note
+    try_onnx(model, texts, min_agreement=0.99)
+    assert model.backend == "onnx" and model.onnx_agreement == 1.0
+
+
+def test_saving_and_loading_with_joblib_and_the_artifact_folder(finetuned, sample, tmp_path):
+    finetuned.save_artifacts(tmp_path / "network")
+    joblib.dump(finetuned, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    with pytest.raises(RuntimeError, match="attach"):
+        loaded.predict_proba(sample.head(2))
+    loaded.attach(tmp_path / "network")
+    assert loaded.backend == "onnx" and loaded.onnx_session is not None
+    assert np.allclose(loaded.predict_proba(sample.head(20)), finetuned.predict_proba(sample.head(20)), atol=1e-5)
+
+
+def test_logged_to_mlflow_and_loaded_back_through_the_pyfunc(finetuned, sample, mlflow_home):
+    import mlflow
+
+    from training import tracking
+    from training.settings import NightdeskSettings, quiet_mlflow
+
+    quiet_mlflow()
+    settings = NightdeskSettings(_env_file=None)
+    tracking.connect(settings)
+    with mlflow.start_run(experiment_id=tracking.ensure_experiment(settings, "urgency")):
+        logged = tracking.log_classifier(finetuned, sample, settings)
+    loaded = tracking.load_classifier(logged.model_uri)
+    assert isinstance(loaded, TransformerClassifier)
+    assert np.allclose(loaded.predict_proba(sample.head(10)), finetuned.predict_proba(sample.head(10)), atol=1e-5)
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(logged.model_uri)).read_text()
+    assert "torch==" in requirements and "onnxruntime==" in requirements and "+cpu" not in requirements
+
+
+def test_the_ensemble_mixes_with_a_validation_weight_and_explains_with_ngrams(sample, encoder_dir):
+    model = fit_model(sample, "category", transformer_config("category", "ensemble", encoder_dir,
+                                                             ensemble_of="embedding"))
+    assert isinstance(model, EnsembleClassifier) and 0.0 <= model.weight <= 1.0
+    answer = model.predict_frame(sample.head(3))
+    assert tuple(answer.columns) == PREDICTION_COLUMNS
+    assert any(answer["top_features"].map(len))  # the TF-IDF side's n-grams
+
+
+def test_tfidf_stays_the_default_kind(sample):
+    assert load_config("urgency").model_type == "tfidf"
+    assert isinstance(fit_model(sample, "urgency", load_config("urgency")), TicketClassifier)
+
+
+def test_the_ensemble_weight_picks_the_better_model_or_a_helpful_mix():
+    y = np.array([0, 1, 0, 1])
+    right = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
+    wrong = right[:, ::-1]
+    assert choose_ensemble_weight(right, wrong, y) > 0.5
+    assert choose_ensemble_weight(wrong, right, y) < 0.5
+    # Each model gets one of two tickets wrong, but less confidently than the other is right.
+    a = np.array([[0.9, 0.1], [0.6, 0.4]])
+    b = np.array([[0.4, 0.6], [0.1, 0.9]])
+    assert 0 < choose_ensemble_weight(a, b, np.array([0, 1])) < 1
+
+
+def test_length_grouped_batches_cover_every_text_once_and_pad_little():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 200, size=1000)
+    batches = shuffled_length_groups(lengths, 16, np.random.default_rng(1), group_batches=10)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    assert spread < 0.2 * (lengths.max() - lengths.min())
+
+
+def test_freezing_lower_layers_leaves_the_upper_layers_and_head_trainable(encoder_dir):
+    from features.encoders import load_encoder
+    from features.transformer_predictor import TextNetwork
+
+    network = freeze_lower_layers(TextNetwork(load_encoder(encoder_dir), 3), 1)
+    assert not any(p.requires_grad for p in network.encoder.embeddings.parameters())
+    assert not any(p.requires_grad for p in network.encoder.encoder.layer[0].parameters())
+    assert all(p.requires_grad for p in network.encoder.encoder.layer[1].parameters())
+    assert all(p.requires_grad for p in network.head.parameters())
+
+
+def test_temperature_scaling_recovers_an_overconfident_models_temperature():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(size=(4000, 3)) * 2
+    y = np.array([rng.choice(3, p=p) for p in softmax(true_logits)])
+    assert fit_temperature(true_logits * 3, y) == pytest.approx(3, rel=0.15)
+
+
+def test_the_validation_slice_comes_from_training_data_and_is_stratified(tickets):
+    carved = carve_validation(tickets, "category", 0.1, seed=1)
+    assert len(carved.validation) == 150 and not set(carved.fit.index) & set(carved.validation.index)
+    assert set(carved.validation["category"]) == set(tickets["category"])
+
+
+def test_train_and_serving_load_a_transformer_champion(tickets, mlflow_home, encoder_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from serving.models import LoadedModel, MlflowLoader
+    from serving.settings import ServingSettings
+    from training.cli import main
+    from training.sample import write_tickets
+
+    data = tmp_path / "tickets.csv"
+    write_tickets(tickets.head(300), data)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(f"transformer:\n  encoder: {encoder_dir}\n  max_steps: 5\n  onnx: false\n")
+    runner = CliRunner()
+    trained = runner.invoke(main, ["train", "--task", "sentiment", "--data", str(data), "--config", str(config),
+                                   "--model-type", "finetune"])
+    assert trained.exit_code == 0, trained.output
+    # A few steps of a random tiny encoder need not pass the promotion gate: serve the candidate.
+    slot = MlflowLoader(ServingSettings(_env_file=None, serving_alias="candidate"))("sentiment", None)
+    assert isinstance(slot, LoadedModel), slot
+    answer = slot.classifier.predict_frame(pd.DataFrame({"subject": ["Thanks"], "body": ["Great service!"]}))
+    assert tuple(answer.columns) == PREDICTION_COLUMNS and answer["label"].iloc[0] in slot.classifier.labels
+    assert isinstance(slot.classifier, TransformerClassifier) and slot.classifier.kind == "finetune"
+    assert all(word.lower() in {"thanks", "great", "service"} for word in answer["top_features"].iloc[0])
