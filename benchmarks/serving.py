@@ -325,9 +325,11 @@ def main() -> None:
         + ", ".join(f"{name} {count}" for name, count in sorted(actions.items(), key=lambda kv: -kv[1]))
         + f"; load average when the bulk measurement began {load_at_bulk:.1f}. A bulk call is routed as "
         "one batch (one clock reading; the help articles of every drafted acknowledgement found with one "
-        "matrix product) and recorded by the background writer in transactions of up to 500 predictions "
-        "(one multi-row insert per table). Scoring, routing, recording and the HTTP/JSON work share one "
-        "Python process (one GIL); the client runs on the same two cores.",
+        "matrix product; keyword signals screened by one alternation of the policy's patterns; SLA deadlines "
+        "walked over each queue's covered time merged once per local start day) and recorded by the "
+        "background writer in transactions of up to 500 predictions (one multi-row insert per table, rows "
+        "built as plain dicts with their JSON serialized by pydantic). Scoring, routing, recording and the "
+        "HTTP/JSON work share one Python process (one GIL); the client runs on the same two cores.",
     ]
     write_section("\n".join(lines))
     print("\n".join(lines))

@@ -347,6 +347,8 @@ NOTES = [
     "  more than 0.1, but a customer's name flips the label of one clear template (strict xfail), and the",
     "  retraining gate's stricter direction checks fail, so the gate would refuse that model for urgency.",
     "- Timings come from one run each on a CPU shared with other jobs; rates vary by 2x with the load.",
+    "  An `embedding` row's fit seconds exclude encoding the training texts when they came from the cache",
+    "  (BANKING77's did: encoding its 8,000 training texts took about 5 minutes the first time).",
     "- Service latency: measured in-process (the model's own `predict_frame`), not through `bentoml serve`.",
 ]
 

@@ -139,6 +139,7 @@ class _TextBlock:
     def __init__(self, features: TicketTextFeatures, positions: tuple[int, ...]):
         self.positions = list(positions)
         self.mask = features.mask_pii
+        self.mask_mentions = features.mask_mentions
         self.parts = [_Tfidf(features.word_vectorizer_), _Tfidf(features.char_vectorizer_)]
 
     @staticmethod
@@ -151,10 +152,13 @@ class _TextBlock:
         )
 
     def transform(self, values: np.ndarray, shared: dict) -> _Block:
-        key = ("texts", self.mask, tuple(self.positions))
+        key = ("texts", self.mask, self.mask_mentions, tuple(self.positions))
         texts = shared.get(key)
         if texts is None:
-            texts = shared[key] = [join_ticket_text(row, mask=self.mask) for row in values[:, self.positions]]
+            texts = shared[key] = [
+                join_ticket_text(row, mask=self.mask, mask_mentions=self.mask_mentions)
+                for row in values[:, self.positions]
+            ]
         return _join_blocks([part.transform(texts, shared) for part in self.parts])
 
 

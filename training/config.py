@@ -34,6 +34,9 @@ class FeatureConfig(_Strict):
     max_word_features: int | None = 200_000
     max_char_features: int | None = 300_000
     sublinear_tf: bool = True
+    # @handles become the word <MENTION> (social media: whom a post addresses
+    # says little about it, and the handles drift over time).
+    mask_mentions: bool = False
     metadata: bool = True
     # Scale of the metadata columns next to the text block, whose TF-IDF rows
     # have unit length: at 1.0 a ticket's few one-hot and clock values outweigh

@@ -36,6 +36,7 @@ def build_features(config: TrainConfig) -> ColumnTransformer:
                 max_word_features=f.max_word_features,
                 max_char_features=f.max_char_features,
                 sublinear_tf=f.sublinear_tf,
+                mask_mentions=f.mask_mentions,
             ),
             list(TEXT_COLUMNS),
         )

@@ -14,8 +14,10 @@ with the offset in force before the change, as ``zoneinfo`` does with fold=0.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 Interval = tuple[datetime, datetime]
@@ -60,9 +62,13 @@ class TeamCalendar:
     def _utc(self, wall: datetime) -> datetime:
         return wall.replace(tzinfo=self.zone).astimezone(UTC)
 
+    def first_day(self, t: datetime) -> date:
+        """The local day whose shifts a walk from ``t`` looks at first (yesterday's overnight shift may run on)."""
+        return t.astimezone(self.zone).date() - timedelta(days=1)
+
     def shifts_from(self, t: datetime) -> Iterator[Interval]:
         """Shifts (UTC, in order) that end after ``t``, the one in progress first."""
-        day = t.astimezone(self.zone).date() - timedelta(days=1)  # yesterday's overnight shift may run on
+        day = self.first_day(t)
         for _ in range(MAX_DAYS_WITHOUT_SHIFT):
             for start, end in self.shifts_on(day):
                 if end > t:
@@ -77,6 +83,31 @@ class Coverage:
         self.calendars = tuple(calendars)
         if not self.calendars:
             raise ValueError("a coverage needs at least one team")
+        self._unions: dict[tuple[date, ...], CoveredSpan] = {}
+
+    def covered_span(self, t: datetime) -> CoveredSpan:
+        """The covered time of the ``UNION_DAYS`` days a walk from ``t`` starts with, merged once and
+        remembered per start days (tickets received on the same local day share it)."""
+        days = tuple(c.first_day(t) for c in self.calendars)
+        span = self._unions.get(days)
+        if span is None:
+            shifts = sorted(shift for c, first in zip(self.calendars, days)
+                            for i in range(UNION_DAYS) for shift in c.shifts_on(first + timedelta(days=i)))
+            merged: list[Interval] = []
+            for start, end in shifts:
+                if merged and start <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+                else:
+                    merged.append((start, end))
+            # Shifts of later days start after their local midnight: the union is complete up to the
+            # earliest such midnight (a day earlier still, whatever a clock change does to a wall time).
+            complete_until = min(c._utc(datetime.combine(first + timedelta(days=UNION_DAYS), datetime.min.time()))
+                                 for c, first in zip(self.calendars, days)) - timedelta(days=1)
+            span = CoveredSpan([end for _, end in merged], merged, complete_until)
+            if len(self._unions) >= _UNION_CACHE_LIMIT:
+                self._unions.clear()
+            self._unions[days] = span
+        return span
 
     def shifts_from(self, t: datetime) -> Iterator[Interval]:
         """Merged, non-overlapping covered intervals (UTC, in order) that end after ``t``."""
@@ -95,6 +126,17 @@ class Coverage:
 
 
 Schedule = TeamCalendar | Coverage
+#: Days of shifts a ``Coverage`` merges per start day for ``add_business_minutes_many``.
+UNION_DAYS = 28
+_UNION_CACHE_LIMIT = 4096
+
+
+class CoveredSpan(NamedTuple):
+    """Merged covered intervals (UTC, in order), their ends, and the moment up to which they are complete."""
+
+    ends: list[datetime]
+    intervals: list[Interval]
+    complete_until: datetime
 
 
 def shift_at(schedule: Schedule, t: datetime) -> Interval | None:
@@ -131,7 +173,11 @@ def add_business_minutes_many(schedule: Schedule, t: datetime, minutes: Sequence
     (the same sums of exact ``timedelta``s, so the same moments: a ticket's deadlines share a start)."""
     wanted = [timedelta(minutes=m) for m in minutes]
     order = sorted(range(len(wanted)), key=wanted.__getitem__)
-    due: list[datetime] = [t] * len(wanted)
+    if isinstance(schedule, Coverage):
+        due = _add_within_span(schedule.covered_span(t), t, wanted, order)
+        if due is not None:
+            return due
+    due = [t] * len(wanted)
     worked = timedelta()  # working time in the shifts walked so far
     k = 0
     for start, end in schedule.shifts_from(t):
@@ -143,6 +189,31 @@ def add_business_minutes_many(schedule: Schedule, t: datetime, minutes: Sequence
             return due
         worked += end - start
     raise ValueError("the calendar's horizon is shorter than the duration")
+
+
+def _add_within_span(span: CoveredSpan, t: datetime, wanted: list[timedelta], order: list[int]
+                     ) -> list[datetime] | None:
+    """The walk of ``add_business_minutes_many`` over a cached span (None when it reaches past the span).
+
+    The result of the walk depends only on the covered time after ``t``, not on how it is cut into
+    intervals, and the span holds exactly the shifts the walk would visit first, so the moments are the same.
+    """
+    due: list[datetime] = [t] * len(wanted)
+    worked = timedelta()
+    k = 0
+    intervals, limit = span.intervals, span.complete_until
+    for i in range(bisect_right(span.ends, t), len(intervals)):
+        start, end = intervals[i]
+        if end > limit:
+            return None
+        start = max(start, t)
+        while k < len(order) and wanted[order[k]] - worked <= end - start:
+            due[order[k]] = start + (wanted[order[k]] - worked)
+            k += 1
+        if k == len(order):
+            return due
+        worked += end - start
+    return None
 
 
 def business_minutes_between(schedule: Schedule, a: datetime, b: datetime) -> float:

@@ -38,6 +38,11 @@ def test_packaged_task_sections_apply_only_to_their_task():
         assert config.features.metadata == section.get("features", {}).get("metadata", raw["features"]["metadata"])
 
 
+
+def test_every_task_masks_mentions_by_default_so_task_models_share_a_batch_text():
+    assert all(load_config(task).features.mask_mentions for task in TASKS)
+
+
 def test_user_file_overrides_keys_and_keeps_the_rest(tmp_path):
     path = write(tmp_path, "seed: 7\nmodel:\n  C: 2.0\nfeatures:\n  char_ngram_range: [3, 4]\n")
     config = load_config("category", path)

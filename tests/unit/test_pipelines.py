@@ -79,3 +79,11 @@ def test_fit_classifiers_fits_each_task_with_its_own_config(tickets):
         assert set(model.labels) == set(train[task])
     # sentiment's packaged config has no metadata columns
     assert not any(name.startswith("channel_") for name in models["sentiment"].feature_names)
+
+
+def test_text_feature_settings_reach_the_text_transformer():
+    text = build_pipeline("sentiment", load_config("sentiment")).named_steps["features"].transformers[0][1]
+    assert text.mask_mentions is True and text.word_ngram_range == tuple(load_config("sentiment").features.word_ngram_range)
+    plain = load_config("category").model_copy(update={"features": load_config("category").features.model_copy(
+        update={"mask_mentions": False})})
+    assert build_pipeline("category", plain).named_steps["features"].transformers[0][1].mask_mentions is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -146,3 +147,22 @@ def test_batch_texts_clean_each_distinct_field_once_with_the_same_result():
     )
     for mask in (True, False):
         assert transformers._join_batch_texts(rows, mask) == [join_ticket_text(row, mask=mask) for row in rows]
+
+
+def test_mentions_are_masked_only_when_asked():
+    row = ["@united thanks! meet @5pm", "mail jane@example.com or @jane_d"]
+    assert join_ticket_text(row) == "@united thanks! meet @5pm. mail <EMAIL> or @jane_d"
+    assert join_ticket_text(row, mask_mentions=True) == "<MENTION> thanks! meet @5pm. mail <EMAIL> or <MENTION>"
+    # The remembered batch is per option: one setting never gets the other's texts.
+    rows = np.array([row], dtype=object)
+    cache = transformers._LastBatchTexts()
+    assert cache.texts(rows, True) == [join_ticket_text(row)]
+    assert cache.texts(rows, True, True) == [join_ticket_text(row, mask_mentions=True)]
+
+
+def test_text_features_with_masked_mentions_learn_one_mention_word():
+    texts = pd.DataFrame({"body": ["@united great flight", "@delta lost my bag", "@united thanks"]})
+    features = TicketTextFeatures(mask_mentions=True).fit(texts)
+    words = set(features.word_vectorizer_.vocabulary_)
+    assert "<mention>" in words and "united" not in words and "delta" not in words
+    assert TicketTextFeatures().get_params()["mask_mentions"] is False

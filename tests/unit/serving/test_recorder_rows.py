@@ -48,9 +48,9 @@ def _stored(store: Store) -> list[dict]:
             sorted(store.recent_predictions(limit=1000), key=lambda p: p.prediction_id)]
 
 
-def test_rows_store_what_validated_records_store(tmp_path):
+def test_rows_store_what_validated_records_store(tmp_path, store_url):
     tickets, answers = _answers(30)
-    plain, fast = Store(f"sqlite:///{tmp_path / 'plain.db'}"), Store(f"sqlite:///{tmp_path / 'fast.db'}")
+    plain, fast = Store(f"sqlite:///{tmp_path / 'plain.db'}"), Store(store_url)
     assert plain.record_predictions([prediction_record(t, a, SERVED_AT) for t, a in zip(tickets, answers)]) == 30
     assert fast.record_predictions([prediction_rows(t, a, SERVED_AT) for t, a in zip(tickets, answers)]) == 30
     stored = _stored(fast)
@@ -59,6 +59,7 @@ def test_rows_store_what_validated_records_store(tmp_path):
     assert all("4111" not in s["body"] and "@example.com" not in s["body"] for s in stored)  # masked all the same
     # A retry of the same rows is skipped, as for records.
     assert fast.record_predictions([prediction_rows(t, a, SERVED_AT) for t, a in zip(tickets, answers)]) == 0
+    fast.close()
 
 
 def test_rows_hold_the_same_values_as_the_record():

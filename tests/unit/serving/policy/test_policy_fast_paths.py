@@ -102,3 +102,13 @@ def test_a_policy_without_combinable_patterns_still_finds_its_signals(example_ra
     assert policy.signal_screen is None
     assert [s.name for s in policy.find_signals("the the outage")] == ["echo", "outage"]
     assert [s.name for s in policy.find_signals("an Outage")] == ["outage"]
+
+
+def test_deadlines_beyond_the_cached_span_are_walked_in_full(example):
+    coverage = example.coverages["billing"]
+    start = datetime(2026, 3, 27, 16, 59, 30, tzinfo=UTC)  # a Friday afternoon before the EU clock change
+    minutes = [30, 60 * 400, 60 * 2000]  # the last two reach weeks past the cached days
+    assert add_business_minutes_many(coverage, start, minutes) == [add_business_minutes(coverage, start, m)
+                                                                   for m in minutes]
+    span = coverage.covered_span(start)
+    assert add_business_minutes(coverage, start, 60 * 400) > span.complete_until  # the fallback was needed
