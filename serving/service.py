@@ -81,7 +81,9 @@ class Nightdesk:
     """Ticket triage: urgency, category and sentiment with a routing recommendation."""
 
     def __init__(self) -> None:
+        from serving.feedback import connect_store
         from serving.models import load_model_set
+        from serving.paging import pager_from_settings
         from training.settings import quiet_mlflow
 
         quiet_mlflow()
@@ -90,15 +92,11 @@ class Nightdesk:
         self.models.start_polling(self.settings.serving_reload_interval_s)
         self.batcher = TicketBatcher(self._score, max_tickets=BATCH_MAX_TICKETS, on_batch=metrics.record_batch)
         logger.info("models ready: %d of %d tasks loaded", len(self.models.loaded()), len(self.models.tasks))
-        from serving.paging import pager_from_settings
-
         # The round-the-clock policy (NIGHTDESK_SERVING_POLICY_FILE, default the shipped example);
         # pages for page_on_call decisions go out on a background thread.
         self.routing: RoutingPolicy = load_routing_policy(self.settings.serving_policy_file,
                                                           self.settings.kb_index_path)
         self.pager = pager_from_settings(self.settings)
-        from serving.feedback import connect_store
-
         # Predictions are recorded by a background writer; API keys are checked by ApiKeyAuth.
         self.store, self.recorder, self.keyring = connect_store(self.settings)
         # Last in __init__: what is loaded by now (models, libraries: ~400,000 objects) lives as
@@ -106,26 +104,9 @@ class Nightdesk:
         # every request for ~300 ms whenever one runs.
         gc.freeze()
 
-    @bentoml.on_shutdown
-    def _close_store(self) -> None:
-        if self.recorder is not None:
-            self.recorder.stop(timeout_s=3.0)
-        self.store.close()
-
-    def _record(self, tickets: list[TicketIn], answers: list[PredictionOut]) -> None:
-        """Queue the answers for the store (never waits on it); flag them when recording is failing."""
-        if self.recorder is not None and not self.recorder.submit(tickets, answers):
-            for answer in answers:
-                answer.recorded = False
-
     def __is_ready__(self) -> bool:
         # Ready when at least one task can be answered (a missing task is reported, not fatal).
         return bool(self.models.loaded())
-
-    @bentoml.on_shutdown
-    def _stop_scoring(self) -> None:
-        self.models.stop_polling()
-        self.batcher.close()
 
     @bentoml.api(route="/predict", input_spec=TicketIn, output_spec=PredictionOut)
     async def predict(self, **fields: Any) -> PredictionOut:
@@ -167,14 +148,6 @@ class Nightdesk:
         if self.pager is not None and routing.action == "page_on_call":
             self.pager.submit(page_request(ticket, routing))
 
-    @bentoml.on_shutdown
-    def _close_pager(self) -> None:
-        if self.pager is not None:
-            # Queued pages (and their retries) still go out, for at most PAGER_SHUTDOWN_WAIT_S: with the
-            # webhook down, a page's retries alone could hold the shutdown for attempts x timeout. Pages
-            # not sent by then are recorded as failed (failure log, nightdesk_page_failures).
-            self.pager.close(wait=True, timeout_s=PAGER_SHUTDOWN_WAIT_S)
-
     def _answer(self, ticket: TicketIn, scored: ScoredTicket, routing: Routing | None = None) -> PredictionOut:
         return PredictionOut(
             prediction_id=uuid.uuid4().hex,
@@ -184,9 +157,36 @@ class Nightdesk:
             routing=routing if routing is not None else self.routing.route(ticket, scored.predictions),
         )
 
+    def _record(self, tickets: list[TicketIn], answers: list[PredictionOut]) -> None:
+        """Queue the answers for the store (never waits on it); flag them when recording is failing."""
+        if self.recorder is not None and not self.recorder.submit(tickets, answers):
+            for answer in answers:
+                answer.recorded = False
+
+    # Shutdown: stop scoring, then flush what is queued for the store and the pager (each bounded).
+    @bentoml.on_shutdown
+    def _stop_scoring(self) -> None:
+        self.models.stop_polling()
+        self.batcher.close()
+
+    @bentoml.on_shutdown
+    def _close_store(self) -> None:
+        if self.recorder is not None:
+            self.recorder.stop(timeout_s=3.0)
+        self.store.close()
+
+    @bentoml.on_shutdown
+    def _close_pager(self) -> None:
+        if self.pager is not None:
+            # Queued pages (and their retries) still go out, for at most PAGER_SHUTDOWN_WAIT_S: with the
+            # webhook down, a page's retries alone could hold the shutdown for attempts x timeout. Pages
+            # not sent by then are recorded as failed (failure log, nightdesk_page_failures).
+            self.pager.close(wait=True, timeout_s=PAGER_SHUTDOWN_WAIT_S)
+
 
 def read_api():
-    """The GET endpoints BentoML's POST-only ``@bentoml.api`` cannot declare (they join the OpenAPI spec)."""
+    """Routes ``@bentoml.api`` cannot declare (GET, path parameters, pages): /models, /feedback,
+    /feedback/stats, /tickets/{id}/reassess and the agent console. They join the OpenAPI spec."""
     from fastapi import FastAPI
 
     from serving.console import router as console_router

@@ -19,6 +19,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from postgres_databases import fresh_postgres_database  # noqa: E402
 
 from features.schema import TASKS  # noqa: E402
 from training.sample import generate_tickets, write_tickets  # noqa: E402
@@ -132,32 +133,6 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory, tickets: pd.DataF
             assert promoted.exit_code == 0, f"nightdesk promote --task {task} failed:\n{promoted.output}"
             registry.promote_output[task] = promoted.stdout
     return registry
-
-
-#: A PostgreSQL database the tests may create databases with (``.ci/run`` starts one and sets it).
-POSTGRES_ENV = "NIGHTDESK_TEST_POSTGRES_URL"
-
-
-def fresh_postgres_database() -> Iterator[str]:
-    """A new, empty database on the server of NIGHTDESK_TEST_POSTGRES_URL, dropped afterwards."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set (.ci/run starts a PostgreSQL server and sets it)")
-    name = f"nightdesk_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])

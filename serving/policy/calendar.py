@@ -67,10 +67,17 @@ class TeamCalendar:
         return t.astimezone(self.zone).date() - timedelta(days=1)
 
     def shifts_from(self, t: datetime) -> Iterator[Interval]:
-        """Shifts (UTC, in order) that end after ``t``, the one in progress first."""
-        day = self.first_day(t)
-        for _ in range(MAX_DAYS_WITHOUT_SHIFT):
-            for start, end in self.shifts_on(day):
+        """Shifts (UTC, in order) that end after ``t``, the one in progress first.
+
+        Endless while shifts keep coming (a long target on a thin schedule walks many weeks);
+        it stops after ``MAX_DAYS_WITHOUT_SHIFT`` days in a row without one (a calendar with no
+        working time left), and the caller reports that.
+        """
+        day, idle_days = self.first_day(t), 0
+        while idle_days < MAX_DAYS_WITHOUT_SHIFT:
+            shifts = self.shifts_on(day)
+            idle_days = 0 if shifts else idle_days + 1
+            for start, end in shifts:
                 if end > t:
                     yield start, end
             day += timedelta(days=1)

@@ -12,17 +12,16 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from postgres_databases import fresh_postgres_database
 
 PROJECT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 120
-POSTGRES_ENV = "NIGHTDESK_TEST_POSTGRES_URL"
 
 
 def ticket_payloads(frame, count: int) -> list[dict]:
@@ -60,7 +59,7 @@ def running_service(home: Path, database_url: str, logs: Path, **env: str) -> It
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, process, log)
+        wait_ready(base, process, log)
         yield base
     finally:
         stop_server_tree(process)
@@ -99,7 +98,7 @@ def server_log(logs: Path) -> str:
     return (logs / "server.log").read_text(errors="replace")[-4000:]
 
 
-def _wait_ready(base: str, process: subprocess.Popen, log) -> None:
+def wait_ready(base: str, process: subprocess.Popen, log) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -122,19 +121,4 @@ def fresh_database(kind: str, folder: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{folder / 'nightdesk.db'}"
         return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"nightdesk_e2e_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from fresh_postgres_database("nightdesk_e2e")

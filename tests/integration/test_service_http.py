@@ -10,7 +10,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,25 +22,19 @@ import pytest
 
 from features.predictor import to_model_input
 from features.schema import TASKS, TICKET_COLUMNS
+from live_service import free_port, wait_ready
 
 pytestmark = pytest.mark.integration
 
 PROJECT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_S = 90
 #: A stopped server must be gone within this many seconds, requests in flight or not.
 SHUTDOWN_LIMIT_S = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def running(trained_registry, tmp_path_factory):
     """The server process and a client on it (stopped at the end of the module if a test has not)."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "NIGHTDESK_"))}
     env.update(NIGHTDESK_HOME=str(trained_registry.home), MLFLOW_DISABLE_TELEMETRY="true",
                BENTOML_HOME=str(tmp_path_factory.mktemp("bentoml")))
@@ -53,7 +46,7 @@ def running(trained_registry, tmp_path_factory):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, process, log)
+        wait_ready(base, process, log)
         with httpx.Client(base_url=base, timeout=30) as client:
             yield process, client
     finally:
@@ -80,21 +73,6 @@ def _stop(process: subprocess.Popen, timeout_s: float = 30) -> float:
     process.wait()
     return time.monotonic() - started
 
-
-def _wait_ready(base: str, process: subprocess.Popen, log) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"bentoml serve exited with {process.returncode}:\n{log.read()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    log.seek(0)
-    pytest.fail(f"not ready within {READY_TIMEOUT_S} s:\n{log.read()[-3000:]}")
 
 
 @pytest.fixture(scope="module")

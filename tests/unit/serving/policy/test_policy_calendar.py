@@ -114,3 +114,18 @@ def test_business_time_between_two_moments():
     office = coverage("America/New_York", OFFICE)
     assert business_minutes_between(office, utc(2026, 1, 16, 20), utc(2026, 1, 19, 15)) == 120 + 120
     assert business_minutes_between(office, utc(2026, 1, 19, 15), utc(2026, 1, 19, 14)) == 0
+
+
+def test_a_long_target_on_a_thin_schedule_walks_as_many_weeks_as_it_needs():
+    # 15 minutes of work a week: 870 business minutes are 58 weeks away (found by the SLA property test).
+    thin = coverage("UTC", {"sat": ["05:00-05:15"]})
+    start = utc(2026, 3, 29, 12)  # a Sunday, after the week's shift
+    due = add_business_minutes(thin, start, 870)
+    assert due == utc(2026, 4, 4, 5, 15) + timedelta(weeks=57)
+    assert business_minutes_between(thin, start, due) == 870
+
+
+def test_a_calendar_without_working_time_left_is_reported_not_walked_forever():
+    never = Coverage([TeamCalendar("t", ZoneInfo("UTC"), weekly_ranges(OFFICE), lambda d: True)])
+    with pytest.raises(ValueError, match="horizon"):
+        add_business_minutes(never, utc(2026, 1, 5, 9), 60)
