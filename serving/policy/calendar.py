@@ -145,6 +145,14 @@ class CoveredSpan(NamedTuple):
     intervals: list[Interval]
     complete_until: datetime
 
+    def shifts_after(self, t: datetime) -> Iterator[Interval]:
+        """The intervals ending after ``t``, as long as they are complete (a walk that runs out of
+        them must continue on the full calendar)."""
+        for start, end in self.intervals[bisect_right(self.ends, t):]:
+            if end > self.complete_until:
+                return
+            yield start, end
+
 
 def shift_at(schedule: Schedule, t: datetime) -> Interval | None:
     """The covered interval containing ``t`` (start <= t < end), or None when off shift."""
@@ -166,53 +174,36 @@ def next_shift_start(schedule: Schedule, t: datetime) -> datetime:
 
 def add_business_minutes(schedule: Schedule, t: datetime, minutes: float) -> datetime:
     """The moment when ``minutes`` of working time have passed since ``t`` (the clock stops off shift)."""
-    remaining = timedelta(minutes=minutes)
-    for start, end in schedule.shifts_from(t):
-        start = max(start, t)
-        if remaining <= end - start:
-            return start + remaining
-        remaining -= end - start
-    raise ValueError("the calendar's horizon is shorter than the duration")
+    due = _walk(schedule.shifts_from(t), t, [timedelta(minutes=minutes)])
+    if due is None:
+        raise ValueError("the calendar's horizon is shorter than the duration")
+    return due[0]
 
 
 def add_business_minutes_many(schedule: Schedule, t: datetime, minutes: Sequence[float]) -> list[datetime]:
     """``[add_business_minutes(schedule, t, m) for m in minutes]`` in one walk over the shifts
-    (the same sums of exact ``timedelta``s, so the same moments: a ticket's deadlines share a start)."""
+    (the same sums of exact ``timedelta``s, so the same moments: a ticket's deadlines share a start).
+
+    A coverage walks its cached span first: the result depends only on the covered time after ``t``,
+    not on how it is cut into intervals, and the span holds exactly the shifts the walk would visit first.
+    """
     wanted = [timedelta(minutes=m) for m in minutes]
+    due = _walk(schedule.covered_span(t).shifts_after(t), t, wanted) if isinstance(schedule, Coverage) else None
+    if due is None:
+        due = _walk(schedule.shifts_from(t), t, wanted)
+    if due is None:
+        raise ValueError("the calendar's horizon is shorter than the duration")
+    return due
+
+
+def _walk(shifts: Iterable[Interval], t: datetime, wanted: list[timedelta]) -> list[datetime] | None:
+    """When each of the ``wanted`` working times has passed since ``t``, walking ``shifts``
+    (in order, ending after ``t``); None when they run out first."""
     order = sorted(range(len(wanted)), key=wanted.__getitem__)
-    if isinstance(schedule, Coverage):
-        due = _add_within_span(schedule.covered_span(t), t, wanted, order)
-        if due is not None:
-            return due
-    due = [t] * len(wanted)
+    due: list[datetime] = [t] * len(wanted)
     worked = timedelta()  # working time in the shifts walked so far
     k = 0
-    for start, end in schedule.shifts_from(t):
-        start = max(start, t)
-        while k < len(order) and wanted[order[k]] - worked <= end - start:
-            due[order[k]] = start + (wanted[order[k]] - worked)
-            k += 1
-        if k == len(order):
-            return due
-        worked += end - start
-    raise ValueError("the calendar's horizon is shorter than the duration")
-
-
-def _add_within_span(span: CoveredSpan, t: datetime, wanted: list[timedelta], order: list[int]
-                     ) -> list[datetime] | None:
-    """The walk of ``add_business_minutes_many`` over a cached span (None when it reaches past the span).
-
-    The result of the walk depends only on the covered time after ``t``, not on how it is cut into
-    intervals, and the span holds exactly the shifts the walk would visit first, so the moments are the same.
-    """
-    due: list[datetime] = [t] * len(wanted)
-    worked = timedelta()
-    k = 0
-    intervals, limit = span.intervals, span.complete_until
-    for i in range(bisect_right(span.ends, t), len(intervals)):
-        start, end = intervals[i]
-        if end > limit:
-            return None
+    for start, end in shifts:
         start = max(start, t)
         while k < len(order) and wanted[order[k]] - worked <= end - start:
             due[order[k]] = start + (wanted[order[k]] - worked)
