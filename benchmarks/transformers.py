@@ -29,7 +29,6 @@ import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,7 +40,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(
 import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from quality import trainable_categories  # noqa: E402
+from quality import DataSet, trainable_categories  # noqa: E402
 from report import PROJECT_ROOT, machine_lines, markdown_table, say, shared_data_folder, write_section  # noqa: E402
 
 from features.encoders import embed_texts, limit_cpu_threads, load_encoder, load_tokenizer, resolve_encoder  # noqa: E402
@@ -54,14 +53,6 @@ from training.transformer import carve_validation, ensemble_from, fit_embedding,
 
 CACHE = PROJECT_ROOT / ".nightdesk" / "cache"
 RESULTS = CACHE / "transformers-results.json"
-
-
-@dataclass(frozen=True)
-class DataSet:
-    title: str
-    mapping: str
-    file: str
-    task: str
 
 
 DATA_SETS = {
@@ -197,19 +188,19 @@ def speed(model, held_out: pd.DataFrame, rows: int = 512) -> dict:
         model.predict_proba(sample)
         out[f"{name}_tickets_per_s"] = len(sample) / (time.perf_counter() - started)
     model.backend, model.onnx_session = backend, session
-    single = []
-    for i in range(min(30, len(sample))):
-        started = time.perf_counter()
-        model.predict_frame(sample.iloc[[i]])
-        single.append(time.perf_counter() - started)
-    out["single_ticket_ms_with_explanation"] = 1000 * statistics.median(single)
-    quick = []
-    for i in range(min(30, len(sample))):
-        started = time.perf_counter()
-        model.predict_proba(sample.iloc[[i]])
-        quick.append(time.perf_counter() - started)
-    out["single_ticket_ms_probabilities"] = 1000 * statistics.median(quick)
+    out["single_ticket_ms_with_explanation"] = _median_single_ticket_ms(model.predict_frame, sample)
+    out["single_ticket_ms_probabilities"] = _median_single_ticket_ms(model.predict_proba, sample)
     return out
+
+
+def _median_single_ticket_ms(score, sample: pd.DataFrame, tickets: int = 30) -> float:
+    """Median milliseconds of ``score`` on one ticket at a time (the first ``tickets`` of ``sample``)."""
+    times = []
+    for i in range(min(tickets, len(sample))):
+        started = time.perf_counter()
+        score(sample.iloc[[i]])
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
 
 
 def run_clinc(data: DataSet, config: TrainConfig, train: pd.DataFrame, halves, kinds: list[str]) -> dict:

@@ -256,11 +256,7 @@ def promote(task, data, query, mapping, config_path, as_json) -> None:
                                "candidate_version": outcome.candidate_version,
                                "champion_version": outcome.champion_version}))
     else:
-        click.echo(f"{task}: candidate v{outcome.candidate_version} {verdict} "
-                   f"(champion was {('v' + outcome.champion_version) if outcome.champion_version else 'none'}; "
-                   f"{outcome.evaluation_rows:,} evaluation tickets)")
-        for reason in outcome.decision.reasons:
-            click.echo(f"  - {reason}")
+        _echo_promotion(task, outcome, "evaluation tickets")
     if not outcome.decision.promote:
         sys.exit(2)
 
@@ -480,14 +476,19 @@ def retrain(task, data, query, mapping, text_columns, label_column, config_path,
         click.echo(f"{task}: {counts['corrections_applied']:,} corrections applied "
                    f"({counts['labels_overridden']:,} labels overridden, {counts['tickets_added']:,} tickets added); "
                    f"trained v{promotion.candidate_version} on {outcome.training.train_rows:,} tickets")
-        click.echo(f"{task}: candidate v{promotion.candidate_version} {verdict} "
-                   f"(champion was {('v' + promotion.champion_version) if promotion.champion_version else 'none'}; "
-                   f"{promotion.evaluation_rows:,} held-out tickets)")
-        for reason in promotion.decision.reasons:
-            click.echo(f"  - {reason}")
+        _echo_promotion(task, promotion, "held-out tickets")
     if not promotion.decision.promote:
         sys.exit(2)
 
+
+def _echo_promotion(task: str, promotion, evaluated_on: str) -> None:
+    """The gate's decision and its reasons, as `promote` and `retrain` print them."""
+    verdict = "promoted" if promotion.decision.promote else "rejected"
+    champion = f"v{promotion.champion_version}" if promotion.champion_version else "none"
+    click.echo(f"{task}: candidate v{promotion.candidate_version} {verdict} "
+               f"(champion was {champion}; {promotion.evaluation_rows:,} {evaluated_on})")
+    for reason in promotion.decision.reasons:
+        click.echo(f"  - {reason}")
 
 if __name__ == "__main__":
     main()
