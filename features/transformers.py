@@ -177,6 +177,11 @@ class FastCountingTfidfVectorizer(TfidfVectorizer):
     identical (the tests compare them).
     """
 
+    def fitted_counts(self, documents: list[str]) -> sp.csr_matrix:
+        """``CountVectorizer.transform``'s counts of ``documents`` with the fitted vocabulary (columns sorted
+        within each row, in this vectorizer's ``dtype``): the counting step of ``transform`` on its own."""
+        return sp.csr_matrix(self._count_vocab(documents, fixed_vocab=True)[1])
+
     def _count_vocab(self, raw_documents, fixed_vocab):
         documents = raw_documents if isinstance(raw_documents, list) else list(raw_documents)
         if not self._has_fast_path(documents, fixed_vocab):

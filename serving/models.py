@@ -14,11 +14,12 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from features.online import OnlinePredictor
-from features.predictor import TicketClassifier
 from serving.settings import ServingSettings
+
+if TYPE_CHECKING:  # imported where used: `bentoml serve`'s supervisor imports this module, never scores
+    from features.predictor import TicketClassifier
 
 logger = logging.getLogger("nightdesk.serving")
 
@@ -148,6 +149,7 @@ class MlflowLoader:
         self._client = tracking.connect(settings)
 
     def __call__(self, task: str, known_version: str | None) -> ModelSlot | None:
+        from features.online import OnlinePredictor
         from training import tracking
 
         settings, alias = self._settings, self._settings.serving_alias

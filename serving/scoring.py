@@ -20,22 +20,24 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from features.online import predict_tasks_for_rows
 from serving.models import LoadedModel
 from serving.schemas import ScoredTicket, TaskPrediction, TicketIn
 
 
 #: Largest model call scored with the online predictors; bigger ones go through
-#: ``predict_frame``, whose vectorised counting wins from about a hundred tickets on
-#: (three default models, tickets/s online vs predict_frame: 660 vs 290 at 8 per call,
-#: 1,040 vs 740 at 32, 1,460 vs 1,910 at 128, 1,510 vs 3,480 at 500). Same answers.
-ONLINE_MAX_TICKETS = 64
+#: ``predict_frame``. Both count a batch's n-grams together from 32 tickets on; the online
+#: path saves ``predict_frame``'s per-call costs, which matter less the bigger the call
+#: (three default models, us/ticket online vs predict_frame, one run: 640 vs 830 at 64,
+#: 440 vs 550 at 128, 330 vs 310 at 500, 270 vs 220 at 2,000). Same answers.
+ONLINE_MAX_TICKETS = 256
 
 
 def score_tickets(
     tickets: Sequence[TicketIn], models: Mapping[str, LoadedModel], tasks: Sequence[str]
 ) -> list[ScoredTicket]:
     """Every loaded task's prediction for each ticket; tasks without a model are listed as missing."""
+    from features.online import predict_tasks_for_rows  # here: the supervisor process imports this module
+
     if not tickets:
         return []
     online = len(tickets) <= ONLINE_MAX_TICKETS

@@ -31,8 +31,9 @@ Where the time goes, and why this shape (measured, docs/benchmarks.md):
   shutdown, which waits for requests in flight, is bounded by it too.
 
 Per-request hooks live in ``predict``/``predict_batch`` after ``_answer``: metrics
-are counted, predictions are queued for the store (never awaited), pages are sent
-by a background sender. Keep new per-request work off the request path likewise.
+are counted, predictions are queued for the store (never awaited; the writes run in
+the store writer process, serving.store_writer), pages are sent by a background
+sender. Keep new per-request work off the request path likewise.
 Handlers are thin; the work lives in serving.scoring, serving.routing and serving.models.
 """
 
@@ -173,6 +174,8 @@ class Nightdesk:
     def _close_store(self) -> None:
         if self.recorder is not None:
             self.recorder.stop(timeout_s=3.0)
+            if self.recorder.store is not self.store:  # the writer process (serving.store_writer)
+                self.recorder.store.close()
         self.store.close()
 
     @bentoml.on_shutdown

@@ -57,6 +57,9 @@ class ServingSettings(NightdeskSettings):
     store_record_predictions: bool = True
     #: Store: most predictions held in memory while the database is down; beyond it the oldest are dropped.
     store_buffer_size: int = Field(50_000, ge=1)
+    #: Store: write recorded predictions from a process of its own (serving/store_writer.py), so masking,
+    #: SQL and the database's work never hold the service's GIL; False writes from a thread of the service.
+    store_writer_process: bool = True
     #: Store: predictions written per insert by the background writer.
     store_write_batch: int = Field(500, ge=1)
     #: Store: seconds a client is told to wait (``Retry-After``) when the store is down.

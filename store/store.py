@@ -13,9 +13,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import pandas as pd
 from sqlalchemy import Engine, case, create_engine, event, exists, func, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -37,6 +36,9 @@ from store.schemas import (
     TaskOutcome,
 )
 from store.tables import ApiKey, Correction, Prediction, PredictionTask
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger("nightdesk.store")
 
@@ -241,6 +243,8 @@ class Store:
         One row per (ticket, task, agent); ``updated_at`` is when its current label was set
         (use it to let the latest correction win). Columns: ``CORRECTION_COLUMNS``.
         """
+        import pandas as pd  # here, not at import: the service's store writer needs no pandas
+
         query = (select(Correction, Prediction).join(Prediction, Correction.prediction_id == Prediction.id)
                  .order_by(Correction.id))
         if task is not None:

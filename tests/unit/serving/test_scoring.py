@@ -65,6 +65,18 @@ def test_online_answers_equal_predict_frame_exactly(models, rows, size):
     assert all(answer[0]["truncated"] for answer in predict_tasks_for_rows(online, [long_one]).values())
 
 
+@pytest.mark.parametrize("size", [2, 51])
+def test_texts_counted_one_by_one_or_together_give_the_same_answers(models, rows, size, monkeypatch):
+    import features.online
+
+    online = {task: model.online for task, model in models.items()}
+    chunk = rows[-size:]
+    monkeypatch.setattr(features.online, "BATCH_COUNTING_MIN_TICKETS", 1)
+    together = predict_tasks_for_rows(online, chunk)
+    monkeypatch.setattr(features.online, "BATCH_COUNTING_MIN_TICKETS", 10**9)
+    assert predict_tasks_for_rows(online, chunk) == together == _expected(models, chunk)
+
+
 def test_no_tickets_give_no_answers(models, rows):
     online = {task: model.online for task, model in models.items()}
     empty = to_model_input(pd.DataFrame.from_records(rows[:2])).iloc[:0]
