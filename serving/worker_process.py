@@ -27,11 +27,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, BinaryIO
 
 logger = logging.getLogger("nightdesk.serving")
 
 _LENGTH = struct.Struct(">Q")
+#: The directory that holds the ``serving`` package.
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class WorkerProcessError(RuntimeError):
@@ -52,7 +55,10 @@ class WorkerProcess:
                  command: list[str] | None = None):
         self.name = module.rsplit(".", 1)[-1]
         self._command = command or [sys.executable, "-m", module]
-        self._env = {**os.environ, **env} if env else None  # secrets go here, never on the command line
+        # Secrets go in ``env``, never on the command line. The child finds this project's packages
+        # wherever it is started from (a bento's working directory, a test's temporary one).
+        self._env = {**os.environ, **(env or {}),
+                     "PYTHONPATH": os.pathsep.join(filter(None, [str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
         self._restart_interval_s = restart_interval_s
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
