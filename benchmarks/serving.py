@@ -182,25 +182,26 @@ def in_process_rate(home: Path, frame: pd.DataFrame, batch: int | None = None) -
     return len(frame) / (time.perf_counter() - started)
 
 
+def process_role(process) -> str:
+    command = " ".join(process.cmdline())
+    if "serving.store_writer" in command:
+        return "store writer"
+    return "worker" if "worker" in command else "arbiter"
+
+
 def cpu_seconds(pid: int) -> dict[str, float]:
     """CPU seconds used so far by each process of the server tree, by role."""
     used: dict[str, float] = {}
     for process in server_tree(pid):
-        command = " ".join(process.cmdline())
-        role = ("store writer" if "serving.store_writer" in command
-                else "worker" if "worker" in command else "arbiter")
         times = process.cpu_times()
-        used[role] = used.get(role, 0.0) + times.user + times.system
+        used[process_role(process)] = used.get(process_role(process), 0.0) + times.user + times.system
     return used
 
 
 def tree_rss_by_role(pid: int) -> dict[str, float]:
     sizes: dict[str, float] = {}
     for process in server_tree(pid):
-        command = " ".join(process.cmdline())
-        role = ("store writer" if "serving.store_writer" in command
-                else "worker" if "worker" in command else "arbiter")
-        sizes[role] = sizes.get(role, 0.0) + process.memory_info().rss / 2**20
+        sizes[process_role(process)] = sizes.get(process_role(process), 0.0) + process.memory_info().rss / 2**20
     return sizes
 
 

@@ -11,12 +11,21 @@ an int8 ONNX file) lives in a folder beside the pickled object: ``save_artifacts
 writes it, ``attach`` loads it. Pickling keeps only the small parts (labels, head,
 temperature, thresholds), so MLflow stores the weights as plain files.
 
-Explanations: for a transformer kind, occlusion: each distinct word of the
-ticket is removed in turn and the words whose removal lowers the predicted
-class's probability most are reported. That costs one extra forward pass per
-word, so it runs for requests of at most ``explain_max_tickets`` tickets (the
-service's single tickets); larger batches get no explanation (empty lists). The
-ensemble explains with its TF-IDF side's n-gram weights towards the ensemble's label.
+Explanations: a transformer kind's class scores are a linear head on the mean of
+the encoder's token vectors, so the predicted class's score splits exactly into one
+share per token (the token's vector dotted with the class's head weights, centred
+over the classes since softmax ignores a shift shared by all; divided by the token
+count). A word's share is the sum of its sub-word tokens'; the words with the
+largest positive shares are reported. One extra PyTorch pass over the tickets,
+whichever backend scored them. The token vectors are contextual (each depends on
+the whole ticket), so a share says how much of the score arrives through that
+word's position, not what the score would be without the word; tokens cut off by
+``max_length`` were never seen and get none. A head without linear weights, or a
+tokenizer without character offsets, falls back to occlusion: each distinct word
+removed in turn, one forward pass per word. Either way it runs for requests of at
+most ``explain_max_tickets`` tickets (the service's single tickets and small
+batches); larger batches get no explanation (empty lists). The ensemble explains
+with its TF-IDF side's n-gram weights towards the ensemble's label.
 """
 
 from __future__ import annotations
@@ -125,11 +134,12 @@ class TransformerClassifier:
         texts, truncated = model_texts(frame, self.max_text_chars)
         probabilities = self.proba_from_texts(texts)
         best = probabilities.argmax(axis=1)
-        explanations = (
-            [self.occlusion_words(t, int(c), p[c]) for t, c, p in zip(texts, best, probabilities)]
-            if len(texts) <= self.explain_max_tickets
-            else [[] for _ in texts]
-        )
+        if not texts or len(texts) > self.explain_max_tickets:
+            explanations = [[] for _ in texts]
+        elif self.class_directions() is not None and getattr(self.tokenizer, "is_fast", False):
+            explanations = self.attributed_words(texts, best)
+        else:
+            explanations = [self.occlusion_words(t, int(c), p[c]) for t, c, p in zip(texts, best, probabilities)]
         return prediction_frame(self, probabilities, explanations, truncated)
 
     def threshold_for(self, label: str) -> float:
@@ -165,6 +175,53 @@ class TransformerClassifier:
         if self.backend == "onnx" and self.onnx_session is not None:
             return self.onnx_session.run(None, batch)[0]
         return run_torch(self.network, batch)
+
+    def class_directions(self) -> np.ndarray | None:
+        """Per class, the head weights centred over the classes ([classes, hidden]); None without linear weights."""
+        if self.kind == "finetune":
+            weights = self.network.head.weight.detach().float().cpu().numpy() if self.network is not None else None
+        else:
+            weights = getattr(self.head, "coef_", None)
+            if weights is not None and len(weights) == 1:  # binary: the scores are [0, s] (``head_logits``)
+                weights = np.vstack([np.zeros_like(weights[0]), weights[0]])
+        if weights is None or len(weights) != len(self.labels):
+            return None
+        weights = np.asarray(weights, dtype=np.float64)
+        return weights - weights.mean(axis=0)
+
+    def token_vectors(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The encoder's last-layer token vectors [texts, tokens, hidden] (PyTorch), the attention mask
+        and each token's character span in its text (special tokens: (0, 0))."""
+        self._require_network()
+        encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                                 return_tensors="pt", return_token_type_ids=False, return_offsets_mapping=True)
+        offsets = encoded.pop("offset_mapping").numpy()
+        device = next(self.network.parameters()).device
+        with torch.inference_mode():
+            hidden = self.network.encoder(**{k: v.to(device) for k, v in encoded.items()}).last_hidden_state
+        return hidden.float().cpu().numpy(), encoded["attention_mask"].numpy(), offsets
+
+    def attributed_words(self, texts: list[str], predicted: np.ndarray) -> list[list[str]]:
+        """Per text, the words with the largest positive shares of the predicted class's score."""
+        hidden, mask, offsets = self.token_vectors(texts)
+        directions = self.class_directions()
+        shares = np.einsum("bth,bh->bt", hidden, directions[np.asarray(predicted)]) * mask
+        return [self._top_words(text, spans, row) for text, spans, row in zip(texts, offsets, shares)]
+
+    def _top_words(self, text: str, spans: np.ndarray, shares: np.ndarray) -> list[str]:
+        matches = list(_WORD.finditer(text))
+        starts = np.array([m.start() for m in matches])
+        by_word: dict[str, float] = {}
+        for (start, end), share in zip(spans.tolist(), shares.tolist()):
+            if end <= start or not len(starts):
+                continue  # a special or padding token
+            index = int(np.searchsorted(starts, start, side="right")) - 1
+            if index < 0 or start >= matches[index].end():
+                continue  # punctuation between words
+            word = matches[index].group()
+            by_word[word] = by_word.get(word, 0.0) + share
+        ranked = sorted(by_word.items(), key=lambda item: -item[1])
+        return [word for word, share in ranked[: self.top_k_features] if share > 0]
 
     def occlusion_words(self, text: str, predicted: int, probability: float) -> list[str]:
         """The words whose removal lowers the predicted class's probability most (largest drop first)."""
@@ -209,6 +266,10 @@ class TransformerClassifier:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
+        # Idle threads must not spin: a service holds one session per task beside torch's
+        # pool, and spinning threads of one model slowed the next model's single ticket
+        # (3 models, one ticket each: p50 64 -> 26 ms without spinning; batches as fast).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.onnx_model = model_bytes
         self.onnx_session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 

@@ -105,7 +105,7 @@ class TransformerConfig(_Strict):
     onnx: bool = True
     onnx_min_agreement: float = Field(0.99, gt=0, le=1)
     threads: int | None = Field(None, ge=1)  # CPU threads for torch; default: the cores available
-    explain_max_tickets: int = Field(32, ge=0)  # occlusion explanations for batches up to this size
+    explain_max_tickets: int = Field(32, ge=0)  # explanations (token shares) for batches up to this size
 
 
 class EvaluationConfig(_Strict):

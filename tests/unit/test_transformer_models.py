@@ -94,6 +94,29 @@ def test_the_embedding_kind_explains_with_words_of_the_ticket(embedded):
     assert all(w.lower() in words for w in answer["top_features"])
 
 
+def test_word_shares_split_the_predicted_score_exactly(finetuned, sample):
+    from features.encoders import tokenize
+    from features.transformer_predictor import model_texts, run_torch
+
+    texts, _ = model_texts(sample.head(3), finetuned.max_text_chars)
+    hidden, mask, _ = finetuned.token_vectors(texts)
+    logits = run_torch(finetuned.network, tokenize(finetuned.tokenizer, texts, finetuned.max_length))
+    # Per class, the tokens' shares plus the head's bias add up to the class score, centred over the classes.
+    shares = np.einsum("bth,ch->bc", hidden * mask[..., None], finetuned.class_directions()) / mask.sum(1)[:, None]
+    bias = finetuned.network.head.bias.detach().numpy()
+    assert np.allclose(shares + bias - bias.mean(), logits - logits.mean(axis=1, keepdims=True), atol=1e-4)
+
+
+def test_explanations_come_from_one_pass_not_occlusion(embedded, monkeypatch):
+    def occlusion(*args):
+        raise AssertionError("occlusion was used")
+
+    monkeypatch.setattr(embedded, "occlusion_words", occlusion)
+    ticket = pd.DataFrame({"subject": ["Refund"], "body": ["I was charged twice, please refund me!!"]})
+    answer = embedded.predict_frame(ticket).iloc[0]
+    assert answer["top_features"] and set(answer["top_features"]) <= set("Refund I was charged twice please refund me".split())
+
+
 def test_large_batches_skip_occlusion(embedded, sample):
     answer = embedded.predict_frame(sample.head(embedded.explain_max_tickets + 1))
     assert all(features == [] for features in answer["top_features"])
@@ -120,8 +143,51 @@ def test_an_onnx_export_below_the_agreement_bar_is_refused_with_the_reason(sampl
     texts = ["my invoice is wrong", "the server is down", "thanks for the help"]
     try_onnx(model, texts, min_agreement=1.01)  # a bar no export can reach
     assert model.backend == "torch" and model.onnx_session is None and "< 1.01" in model.backend_note
+    assert model.backend_note.endswith("feed-forward down-projections in float)")  # every plan was tried
     try_onnx(model, texts, min_agreement=0.99)
     assert model.backend == "onnx" and model.onnx_agreement == 1.0
+    assert model.backend_note.endswith("(all weight MatMuls)")  # the fastest plan passed, no other was tried
+
+
+def test_smoothing_for_int8_leaves_the_float_network_unchanged(finetuned, sample):
+    import torch
+
+    from features.encoders import tokenize
+    from features.transformer_predictor import model_texts
+    from training.transformer import SmoothedLinear, smoothed_copy
+
+    texts, _ = model_texts(sample.head(24), finetuned.max_text_chars)
+    smoothed = smoothed_copy(finetuned.network, finetuned.tokenizer, texts[:16], finetuned.max_length)
+    linears = [m for m in smoothed.modules() if isinstance(m, SmoothedLinear)]
+    assert len(linears) == sum(isinstance(m, torch.nn.Linear) for m in finetuned.network.modules())
+    assert any(not torch.allclose(m.inverse_scale, torch.ones_like(m.inverse_scale)) for m in linears)
+    batch = {k: torch.from_numpy(v) for k, v in tokenize(finetuned.tokenizer, texts, finetuned.max_length).items()}
+    with torch.inference_mode():
+        assert torch.allclose(smoothed(**batch), finetuned.network(**batch), atol=1e-4)
+    assert not isinstance(finetuned.network.head, SmoothedLinear)  # the model itself is untouched
+
+
+def test_the_int8_export_quantises_weight_matmuls_only_and_keeps_the_chosen_layers_float(finetuned):
+    import onnx
+
+    from training.transformer import QUANTISATION_PLANS, export_int8_onnx, onnx_scope
+
+    assert onnx_scope("encoder.encoder.layer.10.output.dense") == "/encoder/encoder/layer.10/output/dense/"
+    network, texts = finetuned.network, ["my invoice is wrong", "the server is down since this morning"]
+
+    def op_types(plan) -> list[str]:
+        graph = onnx.load_from_string(export_int8_onnx(network, finetuned.tokenizer, finetuned.max_length,
+                                                       calibration_texts=texts, keep_float=plan.keep_float)).graph
+        return [node.op_type for node in graph.node]
+
+    everything, down_float = (op_types(plan) for plan in QUANTISATION_PLANS)
+    layers = len(network.encoder.encoder.layer)
+    # Per layer: query, key, value, attention output, up- and down-projection (+ the head) in int8.
+    assert everything.count("MatMulInteger") == 6 * layers + 1
+    assert everything.count("MatMul") == 2 * layers  # the two attention-score products stay float
+    assert down_float.count("MatMul") == 3 * layers  # ... and one down-projection a layer
+    assert down_float.count("MatMulInteger") == 5 * layers + 1
+    assert "DequantizeLinear" not in everything  # the embedding tables (Gather) stay float
 
 
 def test_saving_and_loading_with_joblib_and_the_artifact_folder(finetuned, sample, tmp_path):
