@@ -193,15 +193,16 @@ def cpu_seconds(pid: int) -> dict[str, float]:
     """CPU seconds used so far by each process of the server tree, by role."""
     used: dict[str, float] = {}
     for process in server_tree(pid):
-        times = process.cpu_times()
-        used[process_role(process)] = used.get(process_role(process), 0.0) + times.user + times.system
+        role, times = process_role(process), process.cpu_times()
+        used[role] = used.get(role, 0.0) + times.user + times.system
     return used
 
 
 def tree_rss_by_role(pid: int) -> dict[str, float]:
     sizes: dict[str, float] = {}
     for process in server_tree(pid):
-        sizes[process_role(process)] = sizes.get(process_role(process), 0.0) + process.memory_info().rss / 2**20
+        role = process_role(process)
+        sizes[role] = sizes.get(role, 0.0) + process.memory_info().rss / 2**20
     return sizes
 
 
@@ -308,8 +309,8 @@ def main() -> None:
             bulk_1000, _ = bulk_rate(base, tickets, 1000)
             print(f"bulk {bulk:.0f}/s (500 per call), {bulk_1000:.0f}/s (1000 per call); actions {actions}",
                   file=sys.stderr)
-            rss = tree_rss_mib(process.pid)
             rss_by_role = tree_rss_by_role(process.pid)
+            rss = sum(rss_by_role.values())
             shutdown = shutdown_under_load(base, tickets, process)
             print(f"shutdown under load {shutdown:.1f} s", file=sys.stderr)
         finally:

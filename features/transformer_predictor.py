@@ -136,8 +136,8 @@ class TransformerClassifier:
         best = probabilities.argmax(axis=1)
         if not texts or len(texts) > self.explain_max_tickets:
             explanations = [[] for _ in texts]
-        elif self.class_directions() is not None and getattr(self.tokenizer, "is_fast", False):
-            explanations = self.attributed_words(texts, best)
+        elif getattr(self.tokenizer, "is_fast", False) and (directions := self.class_directions()) is not None:
+            explanations = self.attributed_words(texts, best, directions)
         else:
             explanations = [self.occlusion_words(t, int(c), p[c]) for t, c, p in zip(texts, best, probabilities)]
         return prediction_frame(self, probabilities, explanations, truncated)
@@ -201,10 +201,10 @@ class TransformerClassifier:
             hidden = self.network.encoder(**{k: v.to(device) for k, v in encoded.items()}).last_hidden_state
         return hidden.float().cpu().numpy(), encoded["attention_mask"].numpy(), offsets
 
-    def attributed_words(self, texts: list[str], predicted: np.ndarray) -> list[list[str]]:
-        """Per text, the words with the largest positive shares of the predicted class's score."""
+    def attributed_words(self, texts: list[str], predicted: np.ndarray, directions: np.ndarray) -> list[list[str]]:
+        """Per text, the words with the largest positive shares of the predicted class's score
+        (``directions``: ``class_directions()``)."""
         hidden, mask, offsets = self.token_vectors(texts)
-        directions = self.class_directions()
         shares = np.einsum("bth,bh->bt", hidden, directions[np.asarray(predicted)]) * mask
         return [self._top_words(text, spans, row) for text, spans, row in zip(texts, offsets, shares)]
 

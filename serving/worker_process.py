@@ -51,10 +51,9 @@ class WorkerProcessError(RuntimeError):
 class WorkerProcess:
     """A child ``python -m module`` answering ``call``s in order of arrival."""
 
-    def __init__(self, module: str, *, env: dict[str, str] | None = None, restart_interval_s: float = 30.0,
-                 command: list[str] | None = None):
+    def __init__(self, module: str, *, env: dict[str, str] | None = None, restart_interval_s: float = 30.0):
         self.name = module.rsplit(".", 1)[-1]
-        self._command = command or [sys.executable, "-m", module]
+        self._command = [sys.executable, "-m", module]
         # Secrets go in ``env``, never on the command line. The child finds this project's packages
         # wherever it is started from (a bento's working directory, a test's temporary one).
         self._env = {**os.environ, **(env or {}),
