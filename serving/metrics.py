@@ -7,6 +7,7 @@ second registration of the same name, and importing must have no side effects.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Iterable
 
 from serving.schemas import PredictionOut
@@ -51,15 +52,24 @@ def record_batch(tickets: int) -> None:
 
 def record(answers: Iterable[PredictionOut]) -> None:
     predictions, reviews, truncated, missing = _counters()
+    # Counted here first: a bulk call then costs one increment per label, not one per ticket and task.
+    labels, review_tasks, missing_tasks, truncated_answers = Counter(), Counter(), Counter(), 0
     for answer in answers:
         for task, prediction in answer.predictions.items():
-            predictions.labels(task=task, label=prediction.label).inc()
+            labels[task, prediction.label] += 1
             if prediction.needs_review:
-                reviews.labels(task=task).inc()
+                review_tasks[task] += 1
         if any(p.truncated for p in answer.predictions.values()):
-            truncated.inc()
-        for task in answer.missing_tasks:
-            missing.labels(task=task).inc()
+            truncated_answers += 1
+        missing_tasks.update(answer.missing_tasks)
+    for (task, label), count in labels.items():
+        predictions.labels(task=task, label=label).inc(count)
+    for task, count in review_tasks.items():
+        reviews.labels(task=task).inc(count)
+    for task, count in missing_tasks.items():
+        missing.labels(task=task).inc(count)
+    if truncated_answers:
+        truncated.inc(truncated_answers)
 
 
 @functools.cache

@@ -75,6 +75,14 @@ class ModelConfig(_Strict):
     tol: float = Field(0.01, gt=0)
 
 
+class EnsembleMember(_Strict):
+    """A transformer member of the ``ensemble`` kind: its kind and, optionally, its own encoder."""
+
+    kind: Literal["embedding", "finetune"]
+    # None: ``transformer.encoder``; else a name (default, all-mpnet-base-v2), a local folder or hub name.
+    encoder: str | None = None
+
+
 class TransformerConfig(_Strict):
     """Settings of the transformer kinds (``model_type`` embedding, finetune, ensemble)."""
 
@@ -99,13 +107,38 @@ class TransformerConfig(_Strict):
     evaluations_per_epoch: int = Field(2, ge=1)
     max_steps: int | None = Field(None, ge=1)  # a cap for quick runs and tests
     class_weight: Literal["balanced"] | None = None
-    # ensemble: which transformer kind is averaged with the TF-IDF model.
-    ensemble_of: Literal["embedding", "finetune"] = "finetune"
+    # ensemble: the transformer member(s) averaged with the TF-IDF model, one kind
+    # ("finetune") or a list, each a kind or {kind, encoder}, e.g.
+    # [finetune, {kind: embedding, encoder: all-mpnet-base-v2}]. Weights are chosen on validation.
+    ensemble_of: Literal["embedding", "finetune"] | list[Literal["embedding", "finetune"] | EnsembleMember] = "finetune"
     # ONNX int8 export, used only when it agrees with PyTorch on this share of validation labels.
     onnx: bool = True
     onnx_min_agreement: float = Field(0.99, gt=0, le=1)
     threads: int | None = Field(None, ge=1)  # CPU threads for torch; default: the cores available
     explain_max_tickets: int = Field(32, ge=0)  # explanations (token shares) for batches up to this size
+
+    @field_validator("ensemble_of")
+    @classmethod
+    def _distinct_members(cls, value):
+        if isinstance(value, list):
+            members = [_as_member(m) for m in value]
+            if not members:
+                raise ValueError("ensemble_of lists at least one transformer member")
+            if len(set(members)) != len(members):
+                raise ValueError("ensemble_of lists the same member (kind and encoder) twice")
+        return value
+
+    def ensemble_members(self) -> tuple[EnsembleMember, ...]:
+        """The ensemble's transformer members, each with its encoder filled in (TF-IDF always joins them)."""
+        listed = self.ensemble_of if isinstance(self.ensemble_of, list) else [self.ensemble_of]
+        return tuple(member.model_copy(update={"encoder": member.encoder or self.encoder})
+                     for member in map(_as_member, listed))
+
+
+def _as_member(value: str | dict | EnsembleMember) -> EnsembleMember:
+    if isinstance(value, EnsembleMember):
+        return value
+    return EnsembleMember(**value) if isinstance(value, dict) else EnsembleMember(kind=value)
 
 
 class EvaluationConfig(_Strict):

@@ -3,10 +3,11 @@
 - ``embedding``: frozen encoder, mean-pooled sentence embeddings, a logistic-regression head.
 - ``finetune``: the whole encoder with a linear head, trained with AdamW, linear
   warm-up and decay, dynamic padding and early stopping on validation loss.
-- ``ensemble``: a transformer and the TF-IDF model, probabilities averaged with
-  the weight that scores best on validation (1.0 or 0.0 when mixing does not help).
+- ``ensemble``: one or more transformers (``transformer.ensemble_of``, each with
+  its own encoder if wanted) and the TF-IDF model, probabilities averaged with the
+  weights that score best on validation (one member at 1.0 when mixing does not help).
 
-Every decision (early stopping, temperature, ensemble weight, ONNX agreement) is
+Every decision (early stopping, temperature, ensemble weights, ONNX agreement) is
 taken on a validation slice carved from the TRAINING tickets
 (``transformer.validation_fraction``); the caller's held-out split is never seen.
 """
@@ -18,7 +19,7 @@ import logging
 import math
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -275,43 +276,80 @@ def _class_weights(y: np.ndarray, n_labels: int, mode: str | None):
 
 
 def fit_ensemble(train: pd.DataFrame, task: str, config: TrainConfig, *, embedder: Embedder | None = None) -> EnsembleClassifier:
-    """A transformer (``transformer.ensemble_of``) and the TF-IDF model, mixed with the best validation weight."""
+    """The transformer members (``transformer.ensemble_of``) and the TF-IDF model, mixed with the best validation weights.
+
+    Every member is fitted on the same fitting part; the weights are chosen on the
+    validation slice. ``embedder`` (cached embeddings) serves only members that use
+    the config's own encoder.
+    """
     from training.pipelines import fit_classifier
 
     train = train if WEIGHT in train.columns else with_weights(train, None)
     carved = carve_validation(train, task, config.transformer.validation_fraction, config.seed)
-    kind = fit_embedding if config.transformer.ensemble_of == "embedding" else fit_finetune
-    transformer = kind(train, task, config, embedder=embedder, carved=carved)
+    members = []
+    for member in config.transformer.ensemble_members():
+        member_config = config.model_copy(update={"transformer": config.transformer.model_copy(
+            update={"encoder": member.encoder})})
+        fit = fit_embedding if member.kind == "embedding" else fit_finetune
+        own_encoder = resolve_encoder(member.encoder) == resolve_encoder(config.transformer.encoder)
+        members.append(fit(train, task, member_config, embedder=embedder if own_encoder else None, carved=carved))
     tfidf = fit_classifier(carved.fit, task, config, sample_weight=weights_of(carved.fit))
-    return ensemble_from(transformer, tfidf, carved.validation, task)
+    return ensemble_from([*members, tfidf], carved.validation, task)
 
 
-def ensemble_from(transformer: TransformerClassifier, tfidf, validation: pd.DataFrame, task: str) -> EnsembleClassifier:
-    """The two fitted models mixed with the weight and temperature that fit ``validation`` best."""
-    if tfidf.labels != transformer.labels:
+def ensemble_from(members: Sequence, validation: pd.DataFrame, task: str) -> EnsembleClassifier:
+    """The fitted members (transformers and one TF-IDF model) mixed with the weights and temperature
+    that fit ``validation`` best."""
+    labels = tuple(members[0].labels)
+    if any(tuple(m.labels) != labels for m in members):
         raise ValueError(f"{task}: a class is missing from the fitting part of the training data")
-    y_val = label_indices(validation[task], transformer.labels)
-    transformer_proba, tfidf_proba = transformer.predict_proba(validation), tfidf.predict_proba(validation)
-    weight = choose_ensemble_weight(transformer_proba, tfidf_proba, y_val)
-    ensemble = EnsembleClassifier(task=task, transformer=transformer, tfidf=tfidf, weight=weight)
-    mixed = ensemble.combine(transformer_proba, tfidf_proba)
+    y_val = label_indices(validation[task], labels)
+    probabilities = [m.predict_proba(validation) for m in members]
+    weights = choose_ensemble_weights(probabilities, y_val)
+    ensemble = EnsembleClassifier(task=task, members=tuple(members), weights=weights)
+    mixed = ensemble.combine(probabilities)
     return replace(ensemble, temperature=fit_temperature(np.log(np.clip(mixed, 1e-12, None)), y_val))
 
 
-def choose_ensemble_weight(transformer_proba: np.ndarray, tfidf_proba: np.ndarray, y: np.ndarray,
-                           grid: np.ndarray = np.linspace(0, 1, 11)) -> float:
-    """The transformer's weight with the best validation macro-F1 (log loss breaks ties).
+def weight_grid(members: int, steps: int) -> np.ndarray:
+    """Every weight vector for ``members`` members in multiples of ``1 / steps`` that sums to 1.
 
-    Only a weight strictly inside (0, 1) mixes the models; when neither mix beats
-    the better single model the weight is 1.0 or 0.0 and the ensemble is one model.
+    Rows in lexicographic order, highest first weight first (2 members: [1, 0], [0.9, 0.1], ...).
     """
-    def score(weight: float) -> tuple[float, float]:
-        mixed = weight * transformer_proba + (1 - weight) * tfidf_proba
+    def compositions(total: int, parts: int):
+        if parts == 1:
+            yield (total,)
+            return
+        for first in range(total, -1, -1):
+            for rest in compositions(total - first, parts - 1):
+                yield (first, *rest)
+
+    return np.asarray(list(compositions(steps, members)), dtype=float) / steps
+
+
+def choose_ensemble_weights(probabilities: Sequence[np.ndarray], y: np.ndarray, steps: int = 10) -> tuple[float, ...]:
+    """Per member, the weight of the mix with the best validation macro-F1 (log loss breaks ties).
+
+    The weights are multiples of ``1 / steps`` summing to 1 (66 mixes for three
+    members at the default 0.1). A single member weighted 1 is among them, so a mix
+    is chosen only when it beats every member alone on validation.
+    """
+    stacked = np.stack(probabilities)  # [members, tickets, classes]
+    rows = np.arange(len(y))
+
+    def score(weights: np.ndarray) -> tuple[float, float]:
+        mixed = np.tensordot(weights, stacked, axes=1)
         f1 = f1_score(y, mixed.argmax(axis=1), average="macro", labels=np.arange(mixed.shape[1]), zero_division=0)
-        log_loss = -np.log(np.clip(mixed[np.arange(len(y)), y], 1e-12, None)).mean()
+        log_loss = -np.log(np.clip(mixed[rows, y], 1e-12, None)).mean()
         return round(float(f1), 6), -float(log_loss)
 
-    return float(max(grid, key=score))
+    best = max(weight_grid(len(probabilities), steps), key=score)
+    return tuple(round(float(w), 6) for w in best)  # 0.3, not 0.30000000000000004
+
+
+def choose_ensemble_weight(transformer_proba: np.ndarray, tfidf_proba: np.ndarray, y: np.ndarray) -> float:
+    """The transformer's weight in a two-member mix (``choose_ensemble_weights`` for two)."""
+    return choose_ensemble_weights([transformer_proba, tfidf_proba], y)[0]
 
 
 # ---------------------------------------------------------------------------------- shared

@@ -82,9 +82,19 @@ def payloads(tickets) -> list[dict]:
             for r in rows]
 
 
+def _counted_predictions(metrics: str) -> dict[str, float]:
+    """Per task, the sum of ``nightdesk_predictions_total`` over its labels."""
+    counted: dict[str, float] = {}
+    for labels, value in re.findall(r"^nightdesk_predictions_total{([^}]*)} ([0-9.e+]+)$", metrics, re.M):
+        task = re.search(r'task="([^"]+)"', labels).group(1)
+        counted[task] = counted.get(task, 0.0) + float(value)
+    return counted
+
+
 def test_every_endpoint_answers(server, payloads):
     assert server.get("/healthz").status_code == 200
     assert server.get("/readyz").status_code == 200
+    counted_before = _counted_predictions(server.get("/metrics").text)
     single = server.post("/predict", json=payloads[0])
     assert single.status_code == 200 and set(single.json()["predictions"]) == set(TASKS)
     batch = server.post("/predict_batch", json={"tickets": payloads})
@@ -94,6 +104,9 @@ def test_every_endpoint_answers(server, payloads):
     assert {"/predict", "/predict_batch", "/models"} <= set(server.get("/docs.json").json()["paths"])
     metrics = server.get("/metrics").text
     assert "nightdesk_predictions_total" in metrics and "nightdesk_needs_review" in metrics
+    counted = _counted_predictions(metrics)
+    assert {task: counted[task] - counted_before.get(task, 0.0) for task in TASKS} == {
+        task: 1 + len(payloads) for task in TASKS}
     assert "bentoml_service_request_duration_seconds_bucket" in metrics
 
 

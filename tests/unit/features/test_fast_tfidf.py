@@ -127,16 +127,64 @@ def test_counts_shared_by_models_are_handed_out_as_copies(tickets):
     # scikit-learn changes the counts it gets in place (binary, sublinear tf, idf):
     # what one model gets must not share memory with the batch's shared counts.
     train, batch = _texts(tickets, slice(0, 200)), _texts(tickets, slice(200, 260))
-    vectorizer = FastCountingTfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(train)
+    char = FastCountingTfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(train)
+    word = FastCountingTfidfVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=TOKENS).fit(train)
     transformers.forget_recent_batches()
-    tokens = vectorizer._numbered_tokens(batch)
-    terms, counts = vectorizer._batch_char_wb_counts(tokens, len(batch))
-    before = counts.copy()
-    for vocabulary in (vectorizer.vocabulary_, {term: i for i, term in enumerate(terms)}):  # some unknown / all known
-        mine = transformers._in_vocabulary(terms, counts, vocabulary)
+    for vectorizer in (char, word):
+        vectorizer.transform(batch)
+        tokens = vectorizer._numbered_tokens(batch)
+        (counts,) = [value[-1] for value in tokens.derived.values()
+                     if isinstance(value, tuple) and sp.issparse(value[-1])]
+        before = counts.copy()
+        vectorizer.transform(batch).data[:] = 0
+        mine = vectorizer._count_vocab(batch, fixed_vocab=True)[1]
         assert not np.shares_memory(mine.data, counts.data) and not np.shares_memory(mine.indptr, counts.indptr)
-        mine.data[:] = 0
-    _assert_same_matrix(before, counts)
+        _assert_same_matrix(before, counts)
+
+
+TABLE_CONFIGS = [
+    (dict(analyzer="char_wb", ngram_range=(2, 5)), "_CharGramTable", (150, 400_000)),
+    (dict(analyzer="word", ngram_range=(1, 2), token_pattern=TOKENS), "_WordGramTable", (400, 100_000)),
+    (dict(analyzer="word", ngram_range=(2, 3), token_pattern=TOKENS), "_WordGramTable", (400, 100_000)),
+    # Tokens with a space: a token's text can equal a bigram's ("order 12" and "order" + "12").
+    (dict(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+ \d+\b|\b\w+\b"), "_WordGramTable", (400, 100_000)),
+]
+
+
+@pytest.mark.parametrize("config, table, small", TABLE_CONFIGS, ids=lambda c: str(c))
+def test_the_term_tables_count_as_a_fresh_count_across_calls_and_fresh_starts(tickets, monkeypatch, config, table, small):
+    # N-grams remembered from earlier calls (and by another model with another vocabulary)
+    # must count exactly as scikit-learn does, also when a table fills up and starts afresh.
+    train = [_texts(tickets, slice(0, 200)), _texts(tickets, slice(300, 340))]
+    train[1] = [text.replace("order", "order 12") for text in train[1]]
+    params = dict(sublinear_tf=True, dtype=np.float32, **config)
+    fitted = [(TfidfVectorizer(**params).fit(t), FastCountingTfidfVectorizer(**params).fit(t)) for t in train]
+    batches = [_texts(tickets, rows) for rows in (slice(400, 450), slice(440, 520), slice(600, 601), slice(0, 30))]
+    batches.append(["", "Çà et là: İstanbul ÉTÉ aaaa", "refund", "order 12 order 12 12"])
+    defaults = getattr(transformers, table).__init__.__defaults__
+    for bounds in (defaults, small):
+        monkeypatch.setattr(getattr(transformers, table).__init__, "__defaults__", bounds)
+        transformers.forget_recent_batches()
+        transformers.forget_scored_words()
+        for batch in batches:
+            for reference, fast in fitted:
+                _assert_same_matrix(reference.transform(batch), fast.transform(batch))
+        (used,) = transformers._TERM_TABLES.values()
+        assert type(used).__name__ == table and len(used.terms) > 0
+
+
+def test_a_fitted_vectorizer_pickles_without_what_scoring_remembered(tickets):
+    import pickle
+
+    vectorizer = FastCountingTfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)).fit(_texts(tickets, slice(0, 100)))
+    batch = _texts(tickets, slice(100, 120))
+    scored = vectorizer.transform(batch)
+    assert "_term_columns" in vectorizer.__dict__
+    restored = pickle.loads(pickle.dumps(vectorizer))
+    assert "_term_columns" not in restored.__dict__
+    transformers.forget_recent_batches()
+    transformers.forget_scored_words()
+    _assert_same_matrix(scored, restored.transform(batch))
 
 
 def test_batch_texts_clean_each_distinct_field_once_with_the_same_result():

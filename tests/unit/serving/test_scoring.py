@@ -8,7 +8,7 @@ import threading
 import pandas as pd
 import pytest
 
-from features.online import MEMO_ROWS, OnlinePredictor, predict_tasks, predict_tasks_for_rows
+from features.online import MEMO_ROWS, OnlinePredictor, calibrated_probabilities, predict_tasks, predict_tasks_for_rows
 from features.predictor import to_model_input
 from serving.schemas import TicketIn
 from serving.scoring import TicketBatcher
@@ -224,3 +224,19 @@ def test_a_caller_that_gave_up_is_skipped_and_close_fails_waiting_requests():
     assert running == ["scored t0"]  # the call in progress still finishes
     assert isinstance(waiting, RuntimeError)
     assert ["gone"] not in scorer.calls
+
+
+@pytest.mark.parametrize("method, classes", [("temperature", 4), ("temperature", 2), ("sigmoid", 4)])
+def test_calibrated_probabilities_equal_predict_proba_value_for_value(method, classes):
+    # The shortcut covers temperature scaling with 3+ classes; anything else takes predict_proba itself.
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import LinearSVC
+
+    X = sp.random(400, 300, density=0.05, format="csr", dtype=np.float32, random_state=1)
+    y = np.random.default_rng(0).integers(0, classes, 400)
+    classifier = CalibratedClassifierCV(LinearSVC(), method=method, cv=3, ensemble=False).fit(X, y)
+    for rows in (slice(0, 1), slice(0, 37), slice(0, 400)):
+        expected, got = classifier.predict_proba(X[rows]), calibrated_probabilities(classifier, X[rows])
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)

@@ -13,7 +13,7 @@ from policy_helpers import make_policy
 
 from serving.policy import PRIORITIES
 from serving.policy.calendar import add_business_minutes, add_business_minutes_many
-from serving.policy.compiled import CompiledSignal, signal_screen
+from serving.policy.compiled import CompiledSignal, lowered_regex, signal_screen
 from serving.policy.decide import deadlines
 from serving.schemas import SlaDeadlines
 from training.sample import generate_tickets
@@ -52,6 +52,44 @@ def test_the_signal_screen_finds_exactly_the_signals_the_patterns_find(example):
     found = [[s.name for s in example.find_signals(text)] for text in texts]
     assert found == [[s.name for s in example.signals if s.regex.search(text)] for text in texts]
     assert sum(map(bool, found)) > 50 and sum(not f for f in found) > 50  # both branches exercised
+
+
+def test_the_shipped_signals_are_matched_on_lower_cased_text_with_the_same_result(example):
+    assert example.lowered is not None  # the fast form is in use for the shipped policy
+    texts = _texts()
+    assert sum(text.isascii() for text in texts) > 300 and not all(text.isascii() for text in texts)
+    found = [[s.name for s in example.find_signals(text)] for text in texts]
+    assert found == [[s.name for s in example.signals if s.regex.search(text)] for text in texts]
+
+
+# Patterns that may run on lower-cased text, and texts that try them: letters of both cases,
+# classes and ranges, escapes, lookarounds, back-references by name.
+LOWERABLE = [r"\bdown\b", r"[a-f]+x", r"[^a-z]{2}", r"ab?c[- ]d", r"\d{3} error", r"\w+@\w+", r"(?<!un)lock",
+             r"(ab)-x", r"[]a]b", r"[0-9a-c_]z", r"x(?=y)", r"\.\*"]
+NOT_LOWERABLE = [r"Down", r"[0-_]", r"[A-Z]", r"\x41", r"\101", r"(?-i:down)", r"(?i)down", r"\Bx", r"\Sx",
+                 r"[\d-z]", r"\N{DIGIT ONE}", r"(?#c)x", r"[!-~]", r"\n"]
+HITS = ["The site is DOWN", "FAX", "x1", "AbC-D", "ab D", "503 ERROR", "Jo@Example", "UNLOCK, Lock", "AB-X",
+        "]B", "9Z", "C_Z", "XY", "X.*", "Ab-ab"]
+ascii_texts = st.one_of(
+    st.text(st.sampled_from("abcdefxyzABCDEFXYZ019_-@.* []!\n\t^~`{"), max_size=40),
+    st.builds(lambda a, b: f"{a} {b}", st.sampled_from(HITS), st.sampled_from(HITS)))
+
+
+def test_which_patterns_may_run_on_lower_cased_text():
+    assert all(lowered_regex(p) is not None for p in LOWERABLE)
+    # Every lowerable pattern meets a text it matches, in upper or mixed case.
+    assert all(any(re.search(p, t, re.IGNORECASE) and t != t.lower() for t in HITS) for p in LOWERABLE)
+    assert [p for p in NOT_LOWERABLE if lowered_regex(p) is not None] == []
+
+
+@settings(PROFILE)
+@given(st.sampled_from(LOWERABLE), ascii_texts)
+def test_a_lowered_pattern_finds_what_the_case_insensitive_one_finds(pattern, text):
+    found = re.compile(pattern, re.IGNORECASE).search(text)
+    lowered = lowered_regex(pattern).search(text.lower())
+    assert (found is None) == (lowered is None)
+    if found is not None:
+        assert found.span() == lowered.span()
 
 
 def _signals(*patterns: str) -> tuple[CompiledSignal, ...]:
