@@ -341,9 +341,33 @@ def calibrated_probabilities(classifier, features: sp.csr_matrix) -> np.ndarray:
             or type(linear).decision_function is not _linear_decision_function()):
         return classifier.predict_proba(features)
     scores = features @ linear.coef_.T + linear.intercept_
-    proba = np.asarray(calibrated.calibrators[0].predict(scores), dtype=np.float64)
+    calibrator = calibrated.calibrators[0]
+    if type(calibrator) is _temperature_scaling_class() and scores.dtype == np.float64 and np.isfinite(scores).all():
+        proba = temperature_softmax(calibrator.beta_, scores)
+    else:
+        proba = np.asarray(calibrator.predict(scores), dtype=np.float64)
     proba[(1.0 < proba) & (proba <= 1.0 + 1e-5)] = 1.0
     return proba
+
+
+def temperature_softmax(beta: float, scores: np.ndarray) -> np.ndarray:
+    """``_TemperatureScaling.predict`` for finite float64 decision values of 3+ classes, value for value:
+    its ``_convert_to_logits`` (which takes rows that look like probabilities for probabilities and
+    their logs for logits) and ``softmax(beta * logits)``, without the input checks around them."""
+    logits = scores
+    if np.all((scores >= 0) & (scores <= 1)) and np.all(np.isclose(np.sum(scores, axis=1), 1.0)):
+        logits = np.log(scores + 1e-12)
+    proba = beta * logits
+    proba -= np.max(proba, axis=1).reshape(-1, 1)
+    np.exp(proba, out=proba)
+    proba /= np.sum(proba, axis=1).reshape(-1, 1)
+    return proba
+
+
+def _temperature_scaling_class():
+    from sklearn.calibration import _TemperatureScaling as scaling
+
+    return scaling
 
 
 def _linear_decision_function():

@@ -8,7 +8,8 @@ import threading
 import pandas as pd
 import pytest
 
-from features.online import MEMO_ROWS, OnlinePredictor, calibrated_probabilities, predict_tasks, predict_tasks_for_rows
+from features.online import (MEMO_ROWS, OnlinePredictor, calibrated_probabilities, predict_tasks,
+                             predict_tasks_for_rows, temperature_softmax)
 from features.predictor import to_model_input
 from serving.schemas import TicketIn
 from serving.scoring import TicketBatcher
@@ -239,4 +240,19 @@ def test_calibrated_probabilities_equal_predict_proba_value_for_value(method, cl
     classifier = CalibratedClassifierCV(LinearSVC(), method=method, cv=3, ensemble=False).fit(X, y)
     for rows in (slice(0, 1), slice(0, 37), slice(0, 400)):
         expected, got = classifier.predict_proba(X[rows]), calibrated_probabilities(classifier, X[rows])
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_temperature_softmax_equals_the_calibrators_predict_also_for_rows_that_look_like_probabilities():
+    import numpy as np
+    from sklearn.calibration import _TemperatureScaling
+
+    calibrator = _TemperatureScaling()
+    calibrator.beta_ = 0.7312
+    rng = np.random.default_rng(3)
+    decision_values = rng.normal(0, 2, size=(50, 4))
+    probability_like = rng.dirichlet(np.ones(4), size=50)  # in [0, 1], rows summing to 1: read as probabilities
+    for scores in (decision_values, probability_like, np.vstack([decision_values, probability_like])):
+        expected = calibrator.predict(scores)
+        got = temperature_softmax(calibrator.beta_, scores)
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
