@@ -188,6 +188,7 @@ class _RowBlock:
         self.width: int | None = None
         self._memo: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
+        self._direct = _direct_transform(transformer)
 
     def transform(self, values: np.ndarray, shared: dict) -> _Block:
         rows = values[:, self.positions]
@@ -205,10 +206,14 @@ class _RowBlock:
     def _remember(self, keys: list[tuple], rows: np.ndarray) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
         """The transformer's rows for ``keys`` (each distinct row once), also kept in the memo."""
         first_rows = {key: n for n, key in reversed(list(enumerate(keys)))}
-        with warnings.catch_warnings():
-            # Fitted on a data frame, fed the same columns in the same order as an array.
-            warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            output = sp.csr_matrix(self.transformer.transform(rows[list(first_rows.values())]))
+        distinct = rows[list(first_rows.values())]
+        if self._direct is not None:
+            output = sp.csr_matrix(self._direct(distinct))
+        else:
+            with warnings.catch_warnings():
+                # Fitted on a data frame, fed the same columns in the same order as an array.
+                warnings.filterwarnings("ignore", message="X does not have valid feature names")
+                output = sp.csr_matrix(self.transformer.transform(distinct))
         answers = {}
         for n, key in enumerate(first_rows):
             start, end = output.indptr[n], output.indptr[n + 1]
@@ -218,6 +223,26 @@ class _RowBlock:
         self._memo.update(answers)
         self.width = output.shape[1]
         return answers
+
+
+def _direct_transform(transformer):
+    """For the local-time block (``LocalTimeFeatures`` then a weight ``FunctionTransformer``), the same
+    steps without scikit-learn's per-call validation, else None. Its rows hold a timestamp each, so
+    they never repeat and the memo cannot spare the transformer; ``agrees_with_pipeline`` still checks it."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from features.transformers import LocalTimeFeatures
+
+    if type(transformer) is not Pipeline or len(transformer.steps) != 2:
+        return None
+    (_, clock), (_, scale) = transformer.steps
+    if type(clock) is not LocalTimeFeatures or type(scale) is not FunctionTransformer:
+        return None
+    if scale.validate or scale.func is None:
+        return None
+    kw_args = scale.kw_args or {}
+    return lambda rows: scale.func(clock.clock_features(rows), **kw_args)
 
 
 def _join_blocks(blocks: Sequence[_Block]) -> _Block:

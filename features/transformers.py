@@ -786,7 +786,10 @@ class LocalTimeFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         check_is_fitted(self, "n_features_in_")
-        values = validate_data(self, X, dtype=None, ensure_all_finite=False, reset=False)
+        return self.clock_features(validate_data(self, X, dtype=None, ensure_all_finite=False, reset=False))
+
+    def clock_features(self, values: np.ndarray) -> np.ndarray:
+        """``transform`` of a validated 2-D array (timestamp[, time zone] columns)."""
         zones = values[:, 1] if values.shape[1] > 1 else np.full(len(values), None)
         hours, weekdays, known = local_clock(values[:, 0], zones)
         angle = 2 * np.pi * hours / 24
