@@ -162,7 +162,7 @@ def member_config(config: TrainConfig, kind: str) -> TrainConfig:
     _, encoder = MEMBER_KINDS[kind]
     if encoder is None:
         return config
-    return config.model_copy(update={"transformer": config.transformer.model_copy(update={"encoder": encoder})})
+    return config.with_transformer(encoder=encoder)
 
 
 def fitted_model(name: str, kind: str, weighted: pd.DataFrame, carved, task: str, config: TrainConfig):
@@ -224,8 +224,7 @@ def cross_fitted_scores(ensemble, validation: pd.DataFrame, task: str, folds: in
 def run(name: str, kinds: list[str], epochs: int, frozen_layers: int) -> dict:
     data = DATA_SETS[name]
     config = load_config(data.task)
-    config = config.model_copy(update={"transformer": config.transformer.model_copy(
-        update={"epochs": epochs, "frozen_layers": frozen_layers})})
+    config = config.with_transformer(epochs=epochs, frozen_layers=frozen_layers)
     limit_cpu_threads(config.transformer.threads)
     train, held_out = load_split(data, config)
     if name == "clinc150":
@@ -385,7 +384,7 @@ def run_quantisation(name: str) -> dict:
 
     data = DATA_SETS[name]
     config = load_config(data.task)
-    config = config.model_copy(update={"transformer": config.transformer.model_copy(update={"onnx": False})})
+    config = config.with_transformer(onnx=False)
     limit_cpu_threads()
     train, held_out = load_split(data, config)
     carved = carve_validation(with_weights(train, None), data.task, config.transformer.validation_fraction, config.seed)
@@ -467,8 +466,8 @@ def train_transformer_registry(home: Path, frame: pd.DataFrame, kinds: dict[str,
     served = {}
     for task, kind in kinds.items():
         config = load_config(task)
-        config = config.model_copy(update={"model_type": kind, "transformer": config.transformer.model_copy(
-            update={"epochs": epochs, "explain_max_tickets": explain_max_tickets})})
+        config = config.with_transformer(epochs=epochs, explain_max_tickets=explain_max_tickets).model_copy(
+            update={"model_type": kind})
         started = time.perf_counter()
         result = train_task(frame, task, config, settings)
         outcome = promote_task(task, config, settings, None)

@@ -41,7 +41,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.calibration import CalibratedClassifierCV, _TemperatureScaling
+from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from features.predictor import (
@@ -56,7 +59,7 @@ from features.predictor import (
     transform_columns,
 )
 from features.schema import INPUT_COLUMNS, TEXT_COLUMNS, TicketColumn
-from features.transformers import FastCountingTfidfVectorizer, TicketTextFeatures, join_ticket_text
+from features.transformers import FastCountingTfidfVectorizer, LocalTimeFeatures, TicketTextFeatures, join_ticket_text
 
 #: Vectorizer parameters that decide how a text is split into terms (not which terms are kept).
 _ANALYSIS_PARAMS = ("input", "encoding", "decode_error", "strip_accents", "lowercase", "preprocessor",
@@ -229,11 +232,6 @@ def _direct_transform(transformer):
     """For the local-time block (``LocalTimeFeatures`` then a weight ``FunctionTransformer``), the same
     steps without scikit-learn's per-call validation, else None. Its rows hold a timestamp each, so
     they never repeat and the memo cannot spare the transformer; ``agrees_with_pipeline`` still checks it."""
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
-
-    from features.transformers import LocalTimeFeatures
-
     if type(transformer) is not Pipeline or len(transformer.steps) != 2:
         return None
     (_, clock), (_, scale) = transformer.steps
@@ -355,19 +353,17 @@ def calibrated_probabilities(classifier, features: sp.csr_matrix) -> np.ndarray:
     without scikit-learn's per-call checks, which cost more than the product itself for a few hundred
     tickets. The steps are scikit-learn's own: the decision function ``X @ coef_.T + intercept_``, the
     calibrator's ``predict``, the clip of values a hair above 1."""
-    from sklearn.calibration import CalibratedClassifierCV
-
     if type(classifier) is not CalibratedClassifierCV or len(classifier.calibrated_classifiers_) != 1:
         return classifier.predict_proba(features)
     calibrated = classifier.calibrated_classifiers_[0]
     linear = calibrated.estimator
     if (calibrated.method != "temperature" or len(classifier.classes_) < 3
             or getattr(linear, "coef_", None) is None or linear.coef_.shape[0] != len(classifier.classes_)
-            or type(linear).decision_function is not _linear_decision_function()):
+            or type(linear).decision_function is not LinearClassifierMixin.decision_function):
         return classifier.predict_proba(features)
     scores = features @ linear.coef_.T + linear.intercept_
     calibrator = calibrated.calibrators[0]
-    if type(calibrator) is _temperature_scaling_class() and scores.dtype == np.float64 and np.isfinite(scores).all():
+    if type(calibrator) is _TemperatureScaling and scores.dtype == np.float64 and np.isfinite(scores).all():
         proba = temperature_softmax(calibrator.beta_, scores)
     else:
         proba = np.asarray(calibrator.predict(scores), dtype=np.float64)
@@ -387,18 +383,6 @@ def temperature_softmax(beta: float, scores: np.ndarray) -> np.ndarray:
     np.exp(proba, out=proba)
     proba /= np.sum(proba, axis=1).reshape(-1, 1)
     return proba
-
-
-def _temperature_scaling_class():
-    from sklearn.calibration import _TemperatureScaling as scaling
-
-    return scaling
-
-
-def _linear_decision_function():
-    from sklearn.linear_model._base import LinearClassifierMixin
-
-    return LinearClassifierMixin.decision_function
 
 
 def predict_tasks(predictors: Mapping[str, OnlinePredictor | Any],

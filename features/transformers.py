@@ -176,15 +176,29 @@ class _TermTable:
     vocabulary is numbered in sorted term order, so renumbering keeps each row's
     columns sorted, with no sort per model.
 
-    Bounded: past ``max_terms`` terms (about 250 bytes each) the next batch starts a
-    fresh table. A fresh table is a new ``terms`` list, so a vectorizer's column
-    numbers are tied to the list they were made for (identity), never to a reused one.
+    Bounded: past ``max_terms`` terms (about 250 bytes each) or ``max_words`` words the
+    next batch starts a fresh table. A fresh table is a new ``terms`` list, so a
+    vectorizer's column numbers are tied to the list they were made for (identity),
+    never to a reused one.
     """
 
-    def __init__(self, max_terms: int):
-        self.max_terms = max_terms
+    def __init__(self, max_terms: int, max_words: int):
+        self.max_terms, self.max_words = max_terms, max_words
         self.lock = threading.Lock()
         self._start_afresh()
+
+    def _seen_words(self) -> dict:
+        """The words the table holds, as the subclass keeps them (word -> its n-grams or its number)."""
+        raise NotImplementedError
+
+    def _words_to_add(self, words) -> list[str]:
+        """The batch's words the table lacks, after starting afresh if they would not fit (or it is full)."""
+        seen = self._seen_words()
+        new = [word for word in words if word not in seen]
+        if len(seen) + len(new) > self.max_words or len(self.terms) > self.max_terms:
+            self._start_afresh()
+            new = list(words)
+        return new
 
     def _start_afresh(self) -> None:
         self.terms: list[str] = []
@@ -235,23 +249,22 @@ class _CharGramTable(_TermTable):
     size of the call. Past ``max_words`` words it starts afresh too (about 250 bytes a word)."""
 
     def __init__(self, ngram_range: tuple[int, int], max_words: int = 100_000, max_terms: int = 400_000):
-        self.ngram_range, self.max_words = ngram_range, max_words
-        super().__init__(max_terms)
+        self.ngram_range = ngram_range
+        super().__init__(max_terms, max_words)
 
     def _start_afresh(self) -> None:
         super()._start_afresh()
         self.word_terms: dict[str, np.ndarray] = {}
+
+    def _seen_words(self) -> dict:
+        return self.word_terms
 
     def counts(self, vectorizer: FastCountingTfidfVectorizer, tokens: _Tokens,
                n_documents: int) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
         """The table's terms, the batch's distinct term ids in sorted term order, and the batch's
         counts (documents x those terms)."""
         with self.lock:
-            missing = [word for word in tokens.words if word not in self.word_terms]
-            if len(self.word_terms) + len(missing) > self.max_words or len(self.terms) > self.max_terms:
-                self._start_afresh()
-                missing = list(tokens.words)
-            for word in missing:
+            for word in self._words_to_add(tokens.words):
                 self.word_terms[word] = self._numbered(vectorizer._char_wb_ngrams(word))
             self._merge_new_terms()
             per_word = [self.word_terms[word] for word in tokens.words]
@@ -283,8 +296,7 @@ class _WordGramTable(_TermTable):
     MAX_N = 3
 
     def __init__(self, max_terms: int = 250_000, max_words: int = 100_000):
-        self.max_words = min(max_words, (1 << _WORD_BITS) - 1)
-        super().__init__(max_terms)
+        super().__init__(max_terms, min(max_words, (1 << _WORD_BITS) - 1))
 
     def _start_afresh(self) -> None:
         super()._start_afresh()
@@ -293,16 +305,15 @@ class _WordGramTable(_TermTable):
         self.keys = {n: np.empty(0, dtype=np.int64) for n in range(1, self.MAX_N + 1)}
         self.key_terms = {n: np.empty(0, dtype=np.int64) for n in range(1, self.MAX_N + 1)}
 
+    def _seen_words(self) -> dict:
+        return self.word_ids
+
     def counts(self, tokens: _Tokens, n_documents: int, ngram_range: tuple[int, int]
                ) -> tuple[list[str], np.ndarray, sp.csr_matrix]:
         """As ``_CharGramTable.counts``, for the word n-grams of ``ngram_range``."""
         low, high = ngram_range
         with self.lock:
-            new_words = [word for word in tokens.words if word not in self.word_ids]
-            if len(self.words) + len(new_words) > self.max_words or len(self.terms) > self.max_terms:
-                self._start_afresh()
-                new_words = list(tokens.words)
-            for word in new_words:
+            for word in self._words_to_add(tokens.words):
                 self.word_ids[word] = len(self.words)
                 self.words.append(word)
             word_ids = np.fromiter((self.word_ids[w] for w in tokens.words), dtype=np.int64,
@@ -437,8 +448,11 @@ class FastCountingTfidfVectorizer(TfidfVectorizer):
 
     def _char_wb_counts(self, documents, vocabulary, fixed_vocab):
         tokens = self._numbered_tokens(documents)
-        if fixed_vocab:
-            return self._char_wb_counts_from_table(tokens, len(documents), vocabulary)
+        if fixed_vocab:  # scoring: counted once per batch by term (``_CharGramTable``), then renumbered
+            ngram_range = tuple(self.ngram_range)
+            key = ("char_wb", ngram_range)
+            return self._counts_from_table(tokens, key, key, lambda: _CharGramTable(ngram_range),
+                                           lambda table: table.counts(self, tokens, len(documents)), vocabulary)
         # Words are numbered in order of first sight, and so are their n-grams:
         # the same vocabulary order as scikit-learn's.
         ids = [[vocabulary.setdefault(g, len(vocabulary)) for g in self._char_wb_ngrams(word)]
@@ -446,15 +460,6 @@ class FastCountingTfidfVectorizer(TfidfVectorizer):
         gram_ids, word_of_gram = _flatten(ids)
         words_by_gram = _counts_matrix(gram_ids, word_of_gram, (len(vocabulary), len(tokens.words)))
         return _docs_by_gram(words_by_gram, self._docs_by_word_blocks(tokens, len(documents)))
-
-    def _char_wb_counts_from_table(self, tokens: _Tokens, n_documents: int, vocabulary: dict) -> sp.csr_matrix:
-        """Scoring's character n-gram counts: the batch is counted once by term
-        (``_CharGramTable``, shared by the models of the batch), then renumbered into
-        this vocabulary's columns."""
-        ngram_range = tuple(self.ngram_range)
-        key = ("char_wb", ngram_range)
-        return self._counts_from_table(tokens, key, key, lambda: _CharGramTable(ngram_range),
-                                       lambda table: table.counts(self, tokens, n_documents), vocabulary)
 
     def _counts_from_table(self, tokens: _Tokens, table_key: tuple, batch_key: tuple, new_table, count,
                            vocabulary: dict) -> sp.csr_matrix:

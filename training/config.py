@@ -186,6 +186,10 @@ class TrainConfig(_Strict):
     max_text_chars: int = Field(20_000, ge=100)
     category_labels: tuple[str, ...] | None = None
 
+    def with_transformer(self, **changes) -> TrainConfig:
+        """This config with ``changes`` to its transformer settings (e.g. ``encoder=...``)."""
+        return self.model_copy(update={"transformer": self.transformer.model_copy(update=changes)})
+
 
 class ConfigError(ValueError):
     """A config file that cannot be read or does not fit the schema; names the file and key."""

@@ -288,8 +288,7 @@ def fit_ensemble(train: pd.DataFrame, task: str, config: TrainConfig, *, embedde
     carved = carve_validation(train, task, config.transformer.validation_fraction, config.seed)
     members = []
     for member in config.transformer.ensemble_members():
-        member_config = config.model_copy(update={"transformer": config.transformer.model_copy(
-            update={"encoder": member.encoder})})
+        member_config = config.with_transformer(encoder=member.encoder)
         fit = fit_embedding if member.kind == "embedding" else fit_finetune
         own_encoder = resolve_encoder(member.encoder) == resolve_encoder(config.transformer.encoder)
         members.append(fit(train, task, member_config, embedder=embedder if own_encoder else None, carved=carved))

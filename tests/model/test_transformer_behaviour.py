@@ -29,9 +29,7 @@ TRAIN_ROWS = 1200
 
 
 def embedding_config(task: str):
-    config = load_config(task)
-    return config.model_copy(update={"model_type": "embedding",
-                                     "transformer": config.transformer.model_copy(update={"onnx": False})})
+    return load_config(task).with_transformer(onnx=False).model_copy(update={"model_type": "embedding"})
 
 
 @pytest.fixture(scope="module")

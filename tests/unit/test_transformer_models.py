@@ -56,10 +56,8 @@ def encoder_dir(tmp_path_factory) -> Path:
 
 
 def transformer_config(task: str, model_type: str, encoder: Path, **transformer) -> TrainConfig:
-    config = load_config(task)
     settings = {"encoder": str(encoder), "max_steps": 12, "epochs": 1, "batch_size": 16, **transformer}
-    return config.model_copy(update={"model_type": model_type,
-                                     "transformer": config.transformer.model_copy(update=settings)})
+    return load_config(task).with_transformer(**settings).model_copy(update={"model_type": model_type})
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +201,8 @@ def test_saving_and_loading_with_joblib_and_the_artifact_folder(finetuned, sampl
     assert np.allclose(loaded.predict_proba(sample.head(20)), finetuned.predict_proba(sample.head(20)), atol=1e-5)
 
 
-def test_logged_to_mlflow_and_loaded_back_through_the_pyfunc(finetuned, sample, mlflow_home):
+def logged_and_loaded(model, sample, task: str):
+    """``model`` logged to MLflow (the run's model URI) and the classifier loaded back from it."""
     import mlflow
 
     from training import tracking
@@ -212,12 +211,18 @@ def test_logged_to_mlflow_and_loaded_back_through_the_pyfunc(finetuned, sample, 
     quiet_mlflow()
     settings = NightdeskSettings(_env_file=None)
     tracking.connect(settings)
-    with mlflow.start_run(experiment_id=tracking.ensure_experiment(settings, "urgency")):
-        logged = tracking.log_classifier(finetuned, sample, settings)
-    loaded = tracking.load_classifier(logged.model_uri)
+    with mlflow.start_run(experiment_id=tracking.ensure_experiment(settings, task)):
+        logged = tracking.log_classifier(model, sample, settings)
+    return logged.model_uri, tracking.load_classifier(logged.model_uri)
+
+
+def test_logged_to_mlflow_and_loaded_back_through_the_pyfunc(finetuned, sample, mlflow_home):
+    import mlflow
+
+    model_uri, loaded = logged_and_loaded(finetuned, sample, "urgency")
     assert isinstance(loaded, TransformerClassifier)
     assert np.allclose(loaded.predict_proba(sample.head(10)), finetuned.predict_proba(sample.head(10)), atol=1e-5)
-    requirements = Path(mlflow.pyfunc.get_model_dependencies(logged.model_uri)).read_text()
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text()
     assert "torch==" in requirements and "onnxruntime==" in requirements and "+cpu" not in requirements
 
 
@@ -310,11 +315,6 @@ def test_train_and_serving_load_a_transformer_champion(tickets, mlflow_home, enc
 
 def test_an_ensemble_of_several_members_saves_loads_and_serves_as_one_model(sample, encoder_dir, tmp_path,
                                                                             mlflow_home):
-    import mlflow
-
-    from training import tracking
-    from training.settings import NightdeskSettings, quiet_mlflow
-
     second = tiny_encoder(tmp_path / "second-encoder")  # a member with its own encoder
     config = transformer_config("category", "ensemble", encoder_dir, onnx=False, ensemble_of=[
         "finetune", {"kind": "embedding", "encoder": str(second)}])
@@ -331,12 +331,7 @@ def test_an_ensemble_of_several_members_saves_loads_and_serves_as_one_model(samp
     loaded = joblib.load(tmp_path / "model.joblib").attach(tmp_path / "network")
     assert np.allclose(loaded.predict_proba(sample.head(20)), expected, atol=1e-5)
 
-    quiet_mlflow()
-    settings = NightdeskSettings(_env_file=None)
-    tracking.connect(settings)
-    with mlflow.start_run(experiment_id=tracking.ensure_experiment(settings, "category")):
-        logged = tracking.log_classifier(model, sample, settings)
-    served = tracking.load_classifier(logged.model_uri)
+    _, served = logged_and_loaded(model, sample, "category")
     assert isinstance(served, EnsembleClassifier)
     assert np.allclose(served.predict_proba(sample.head(20)), expected, atol=1e-5)
     answer = served.predict_frame(sample.head(3))
