@@ -244,20 +244,17 @@ def _direct_transform(transformer):
 
 
 def _join_blocks(blocks: Sequence[_Block]) -> _Block:
-    """Blocks side by side (like ``scipy.sparse.hstack``): each row's entries block after block."""
-    dtype = np.result_type(*[data.dtype for data, _, _, _ in blocks])
-    offsets = np.cumsum([0] + [width for _, _, _, width in blocks])
-    if blocks and len(blocks[0][2]) == 2:  # one row: plain concatenation
+    """Blocks side by side (``scipy.sparse.hstack``, as the pipeline's ColumnTransformer joins them):
+    each row's entries block after block."""
+    if blocks and len(blocks[0][2]) == 2:  # one row: plain concatenation, without building matrices
+        dtype = np.result_type(*[data.dtype for data, _, _, _ in blocks])
+        offsets = np.cumsum([0] + [width for _, _, _, width in blocks])
         data = np.concatenate([d.astype(dtype, copy=False) for d, _, _, _ in blocks])
         indices = np.concatenate([i.astype(np.int64) + o for (_, i, _, _), o in zip(blocks, offsets)])
         return data, indices, np.asarray([0, len(data)]), int(offsets[-1])
-    rows = np.concatenate([np.repeat(np.arange(len(p) - 1), np.diff(p)) for _, _, p, _ in blocks])
-    order = np.argsort(rows, kind="stable")  # by row; within a row, block order and each block's order
-    data = np.concatenate([d.astype(dtype, copy=False) for d, _, _, _ in blocks])[order]
-    indices = np.concatenate([i.astype(np.int64) + o for (_, i, _, _), o in zip(blocks, offsets)])[order]
-    n_rows = len(blocks[0][2]) - 1
-    indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=n_rows))))
-    return data, indices, indptr, int(offsets[-1])
+    joined = sp.hstack([sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, width))
+                        for data, indices, indptr, width in blocks], format="csr")
+    return joined.data, joined.indices, joined.indptr, joined.shape[1]
 
 
 class OnlinePredictor:

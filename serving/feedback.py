@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from features.schema import TASKS
 from serving.auth import KeyRing
-from serving.recorder import PredictionRecorder, report_to_metrics
+from serving.recorder import InProcessWriter, PredictionRecorder, report_to_metrics
 from serving.store_writer import StoreWriterProcess
 from store import (
     CorrectionIn,
@@ -177,7 +177,8 @@ def connect_store(settings) -> tuple[Store, PredictionRecorder | None, KeyRing]:
     recorder = None
     if settings.store_record_predictions:
         # The writes themselves run in a process of their own (serving.store_writer) unless turned off.
-        writer = StoreWriterProcess(settings.database_url).start() if settings.store_writer_process else store
+        writer = (StoreWriterProcess(settings.database_url).start() if settings.store_writer_process
+                  else InProcessWriter(store))
         recorder = PredictionRecorder(writer, buffer_size=settings.store_buffer_size,
                                       batch_size=settings.store_write_batch, report=report_to_metrics).start()
     keyring = KeyRing(store, refresh_s=settings.auth_refresh_s, required=settings.auth_required)

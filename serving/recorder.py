@@ -1,11 +1,14 @@
 """Records every served prediction in the store without making a request wait for the database.
 
-``PredictionRecorder.submit`` only appends (ticket, answer) pairs to a bounded in-memory
-buffer; one background thread turns them into ``store.PredictionRecord``s (masking happens
-in the store, off the request path) and writes them in batches. While the database is
-down the pairs stay buffered and the write is retried with backoff; ``failing`` tells
-handlers to answer ``recorded: false``. A full buffer drops its oldest entries (counted),
-so an outage can never exhaust the service's memory.
+``PredictionRecorder.submit`` only appends ``ServedPrediction``s (the ticket's stored fields
+and the answer's JSON, the very bytes the client received) to a bounded in-memory buffer;
+one background thread hands them in batches to the store writer, which turns them into
+table rows (``prediction_rows``) and writes them: in a process of its own
+(``serving.store_writer``) or, with ``InProcessWriter``, on the recorder's thread. Masking
+happens in the store, off the request path. While the database is down the predictions
+stay buffered and the write is retried with backoff; ``failing`` tells handlers to answer
+``recorded: false``. A full buffer drops its oldest entries (counted), so an outage can
+never exhaust the service's memory.
 
 Batches are made by time and size: once a prediction waits, the writer gives others
 ``linger_s`` to arrive (or until ``batch_size`` are waiting) and writes them in one
@@ -18,17 +21,17 @@ trickle of ``/predict`` calls this turns one transaction per prediction into one
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-
-from pydantic_core import to_json
+from typing import Any, NamedTuple, Protocol
 
 from serving.schemas import PredictionOut, TicketIn
-from store import PredictionRecord, PredictionRows, RawJSON, Store, StoreUnavailable, TaskOutcome
+from store import PredictionRecord, PredictionRows, Store, StoreUnavailable, TaskOutcome
 
 logger = logging.getLogger("nightdesk.serving.recorder")
 
@@ -54,32 +57,92 @@ def prediction_record(ticket: TicketIn, answer: PredictionOut, served_at: float)
     )
 
 
-def prediction_rows(ticket: TicketIn, answer: PredictionOut, served_at: float) -> PredictionRows:
-    """``prediction_record``'s content as the store's table rows, built for the writer's hot loop:
-    plain dicts, no pydantic model per row, and the JSON columns (routing, probabilities) serialized
-    by pydantic's JSON serializer, several times faster than ``json.dumps`` (the store writes that text
-    as is; it reads back as the same values). Tests pin what is stored to ``prediction_record``'s."""
-    routing = answer.routing
-    prediction_id = answer.prediction_id
+#: What the store keeps of a ticket, in the order of ``ServedPrediction.ticket``.
+STORED_TICKET_FIELDS = ("id", "subject", "body", "channel", "customer_tier", "language", "created_at",
+                        "customer_timezone")
+
+
+class ServedPrediction(NamedTuple):
+    """One served prediction as the recorder queues it: cheap to make on the request path (a tuple
+    and bytes the response needed anyway) and to send to the store writer's process."""
+
+    ticket: tuple  # the ticket's STORED_TICKET_FIELDS
+    answer_json: bytes  # the ``PredictionOut`` exactly as the client received it
+    served_at: float
+
+
+def served_predictions(tickets: Sequence[TicketIn], answers_json: Sequence[bytes],
+                       served_at: float) -> list[ServedPrediction]:
+    return [ServedPrediction(tuple(getattr(ticket, name) for name in STORED_TICKET_FIELDS), answer, served_at)
+            for ticket, answer in zip(tickets, answers_json)]
+
+
+def prediction_rows(served: ServedPrediction) -> PredictionRows:
+    """``prediction_record``'s content as the store's table rows, read from the answer's JSON (run by the
+    store writer, off the request path). Tests pin what is stored to ``prediction_record``'s."""
+    ticket_id, subject, body, channel, customer_tier, language, ticket_created_at, customer_timezone = served.ticket
+    answer = json.loads(served.answer_json)
+    prediction_id = answer["prediction_id"]
+    routing = _without_none(answer["routing"])
     row = {
-        "id": prediction_id, "ticket_id": ticket.id, "created_at": datetime.fromtimestamp(served_at, UTC),
-        "subject": ticket.subject or "", "body": ticket.body or "", "channel": ticket.channel,
-        "customer_tier": ticket.customer_tier, "language": ticket.language,
-        "ticket_created_at": ticket.created_at, "customer_timezone": ticket.customer_timezone,
-        "queue": routing.queue, "routing": RawJSON(routing.model_dump_json(exclude_none=True)),
+        "id": prediction_id, "ticket_id": ticket_id, "created_at": datetime.fromtimestamp(served.served_at, UTC),
+        "subject": subject or "", "body": body or "", "channel": channel, "customer_tier": customer_tier,
+        "language": language, "ticket_created_at": ticket_created_at, "customer_timezone": customer_timezone,
+        "queue": routing["queue"], "routing": routing,
     }
-    tasks = [{"prediction_id": prediction_id, "task": task, "label": p.label,
-              "probabilities": RawJSON(to_json(p.probabilities).decode()),
-              "confidence": p.confidence, "needs_review": p.needs_review, "model_name": p.model_name,
-              "model_version": p.model_version}
-             for task, p in answer.predictions.items()]
+    tasks = [{"prediction_id": prediction_id, "task": task, "label": p["label"], "probabilities": p["probabilities"],
+              "confidence": p["confidence"], "needs_review": p["needs_review"], "model_name": p["model_name"],
+              "model_version": p["model_version"]}
+             for task, p in answer["predictions"].items()]
     return PredictionRows(row, tasks)
+
+
+def rows_of(served: Sequence[ServedPrediction]) -> list[PredictionRows]:
+    """``prediction_rows`` of each; one that cannot be read is logged and left out, not the whole batch."""
+    rows = []
+    for item in served:
+        try:
+            rows.append(prediction_rows(item))
+        except Exception:
+            logger.exception("could not read the served prediction of ticket %r for the store; dropped",
+                             item.ticket[0] if item.ticket else None)
+    return rows
+
+
+def _without_none(value: Any) -> Any:
+    """``value`` with every ``None`` entry left out, at every depth: the routing as
+    ``model_dump(exclude_none=True)`` gives it (its only plain mapping, ``confidence_levels``,
+    never holds None, so dropping None entries of every mapping is the same)."""
+    if isinstance(value, dict):
+        return {key: _without_none(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_none(item) for item in value]
+    return value
+
+
+class PredictionWriter(Protocol):
+    """Where the recorder sends its batches: ``StoreWriterProcess`` or ``InProcessWriter``."""
+
+    def record_predictions(self, served: Sequence[ServedPrediction]) -> int: ...
+
+
+class InProcessWriter:
+    """The store writer's work on the recorder's own thread (``store_writer_process`` off, tests)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def record_predictions(self, served: Sequence[ServedPrediction]) -> int:
+        return self.store.record_predictions(rows_of(served))
+
+    def close(self) -> None:
+        """Nothing of its own to close: the store belongs to its caller."""
 
 
 class PredictionRecorder:
     """A background writer of served predictions into ``store``."""
 
-    def __init__(self, store: Store, *, buffer_size: int = 50_000, batch_size: int = 500,
+    def __init__(self, store: PredictionWriter, *, buffer_size: int = 50_000, batch_size: int = 500,
                  linger_s: float = 0.05, retry_min_s: float = 0.5, retry_max_s: float = 10.0,
                  report: Callable[[PredictionRecorder], None] | None = None):
         self.store = store
@@ -88,9 +151,9 @@ class PredictionRecorder:
         self.linger_s = linger_s  # how long a waiting prediction waits for others to share its transaction
         self._hurry = 0  # flush() calls in progress: no lingering meanwhile
         self.retry_min_s, self.retry_max_s = retry_min_s, retry_max_s
-        self._buffer: deque[tuple[TicketIn, PredictionOut, float]] = deque()
+        self._buffer: deque[ServedPrediction] = deque()
         self._buffer_size = buffer_size
-        self._pending: list[PredictionRows] = []  # taken from the buffer, not yet written
+        self._pending: list[ServedPrediction] = []  # taken from the buffer, not yet written
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -100,16 +163,17 @@ class PredictionRecorder:
 
     # ------------------------------------------------------------ request side (never blocks on I/O)
 
-    def submit(self, tickets: Sequence[TicketIn], answers: Sequence[PredictionOut]) -> bool:
-        """Queue answers for writing; False when the store is known to be failing."""
-        now = time.time()
+    def submit(self, tickets: Sequence[TicketIn], answers_json: Sequence[bytes]) -> bool:
+        """Queue the answers (as the JSON the clients received) for writing; False when the store is known
+        to be failing."""
+        served = served_predictions(tickets, answers_json, time.time())
         with self._cond:
             was_empty = not self._buffer
-            for ticket, answer in zip(tickets, answers):
+            for item in served:
                 if len(self._buffer) >= self._buffer_size:
                     self._buffer.popleft()
                     self.dropped += 1
-                self._buffer.append((ticket, answer, now))
+                self._buffer.append(item)
             if was_empty or len(self._buffer) >= self.batch_size:  # wake the writer: work, or a full batch
                 self._cond.notify()
         return not self.failing
@@ -167,16 +231,8 @@ class PredictionRecorder:
                     self._linger()
                 if self._stopping:
                     return
-                taken = [self._buffer.popleft() for _ in range(min(self.batch_size - len(self._pending),
-                                                                   len(self._buffer)))]
-            try:
-                records = [prediction_rows(*item) for item in taken]
-            except Exception:  # a record the schema refuses must not block the others
-                logger.exception("could not convert %d predictions for the store; dropped", len(taken))
-                self.dropped += len(taken)
-                records = []
-            with self._cond:
-                self._pending.extend(records)
+                self._pending.extend(self._buffer.popleft() for _ in range(min(self.batch_size - len(self._pending),
+                                                                               len(self._buffer))))
                 batch = list(self._pending)
             if not batch:
                 continue

@@ -6,6 +6,7 @@ ticket is answered with a 4xx naming the field and never reaches a model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -234,6 +235,17 @@ class PredictionOut(BaseModel):
 
 class BatchOut(BaseModel):
     predictions: list[PredictionOut]
+
+
+def answer_json(answer: PredictionOut) -> bytes:
+    """The answer's JSON, as ``model_dump_json`` writes it, in bytes: the response, and what the store keeps."""
+    return answer.__pydantic_serializer__.to_json(answer)
+
+
+def batch_json(answers_json: Sequence[bytes]) -> bytes:
+    """``BatchOut``'s JSON made of its answers' JSON (each answer is serialized once, for the response
+    and the store alike); tests pin it to ``BatchOut.model_dump_json``."""
+    return b'{"predictions":[' + b",".join(answers_json) + b"]}"
 
 
 class ScoredTicket(BaseModel):

@@ -46,6 +46,7 @@ from typing import Annotated, Any
 
 import bentoml
 from pydantic import Field
+from starlette.responses import Response
 
 from serving import metrics
 from serving.auth import ApiKeyAuth
@@ -59,6 +60,8 @@ from serving.schemas import (
     Routing,
     ScoredTicket,
     TicketIn,
+    answer_json,
+    batch_json,
 )
 from serving.scoring import TicketBatcher, check_limits, score_tickets
 from serving.settings import ServingSettings
@@ -73,6 +76,7 @@ BATCH_MAX_TICKETS = 64
 #: tickets) takes well under a second on two cores; override with
 #: BENTOML_CONFIG_OPTIONS="services.nightdesk.traffic.timeout=N".
 REQUEST_TIMEOUT_S = 20
+JSON = "application/json"
 #: Seconds a shutdown waits for queued on-call pages before recording the unsent ones as failed.
 PAGER_SHUTDOWN_WAIT_S = 5.0
 
@@ -110,7 +114,7 @@ class Nightdesk:
         return bool(self.models.loaded())
 
     @bentoml.api(route="/predict", input_spec=TicketIn, output_spec=PredictionOut)
-    async def predict(self, **fields: Any) -> PredictionOut:
+    async def predict(self, **fields: Any) -> Response:
         """Triage one ticket: each task's label, probabilities, confidence, review flag and
         top features, the model versions, a prediction id and a routing recommendation."""
         ticket = TicketIn.model_construct(**fields)  # validated by BentoML against TicketIn already
@@ -118,12 +122,12 @@ class Nightdesk:
         (scored,) = await self.batcher.score([ticket])
         answer = self._answer(ticket, scored)
         metrics.record([answer])
-        self._record([ticket], [answer])
+        (body,) = self._answers_json([ticket], [answer])
         self.page_if_needed(ticket, answer.routing)
-        return answer
+        return Response(body, media_type=JSON)
 
-    @bentoml.api(route="/predict_batch")
-    async def predict_batch(self, tickets: Annotated[list[TicketIn], Field(min_length=1)]) -> BatchOut:
+    @bentoml.api(route="/predict_batch", output_spec=BatchOut)
+    async def predict_batch(self, tickets: Annotated[list[TicketIn], Field(min_length=1)]) -> Response:
         """Triage many tickets in one call (backfills, bulk rescoring); answers keep the input order."""
         check_limits(tickets, self.settings.serving_max_field_chars,
                      self.settings.serving_max_batch_size, prefix=("tickets",))
@@ -132,8 +136,7 @@ class Nightdesk:
         routings = route_all(self.routing, tickets, [s.predictions for s in scored])
         answers = [self._answer(t, s, r) for t, s, r in zip(tickets, scored, routings)]
         metrics.record(answers)
-        self._record(tickets, answers)
-        return BatchOut(predictions=answers)
+        return Response(batch_json(self._answers_json(tickets, answers)), media_type=JSON)
 
     def models_info(self) -> ModelsOut:
         """Served as ``GET /models`` by the mounted ``read_api`` (BentoML APIs are POST only)."""
@@ -158,11 +161,18 @@ class Nightdesk:
             routing=routing if routing is not None else self.routing.route(ticket, scored.predictions),
         )
 
-    def _record(self, tickets: list[TicketIn], answers: list[PredictionOut]) -> None:
-        """Queue the answers for the store (never waits on it); flag them when recording is failing."""
-        if self.recorder is not None and not self.recorder.submit(tickets, answers):
+    def _answers_json(self, tickets: list[TicketIn], answers: list[PredictionOut]) -> list[bytes]:
+        """Each answer's JSON, for the response, queued as it is for the store (never waits on it);
+        flagged ``recorded: false`` while recording is failing. Serialized once: the handlers answer
+        with these bytes rather than have BentoML serialize the answers again."""
+        recorder = self.recorder
+        if recorder is not None and recorder.failing:
             for answer in answers:
                 answer.recorded = False
+        answers_json = [answer_json(answer) for answer in answers]
+        if recorder is not None:
+            recorder.submit(tickets, answers_json)
+        return answers_json
 
     # Shutdown: stop scoring, then flush what is queued for the store and the pager (each bounded).
     @bentoml.on_shutdown
@@ -174,8 +184,7 @@ class Nightdesk:
     def _close_store(self) -> None:
         if self.recorder is not None:
             self.recorder.stop(timeout_s=3.0)
-            if self.recorder.store is not self.store:  # the writer process (serving.store_writer)
-                self.recorder.store.close()
+            self.recorder.store.close()  # the writer process (serving.store_writer); in-process: nothing to close
         self.store.close()
 
     @bentoml.on_shutdown

@@ -2,9 +2,10 @@
 
 ``PredictionRecorder`` keeps everything that decides what happens to a prediction
 (its buffer, batching, retries, ``failing`` and the gauges) in the service;
-``StoreWriterProcess`` stands in for its store and runs ``Store.record_predictions``
-in the child: masking the text, the SQL parameters and the database's own work. A
-batch of 500 costs the service only its pickling.
+``StoreWriterProcess`` is where it sends its batches, and the child does the rest:
+reading the answers' JSON into table rows (``serving.recorder.prediction_rows``),
+masking the text, the SQL parameters and the database's own work. A batch of 500 costs
+the service only pickling tuples and the bytes of the answers it sent anyway.
 
 The store's errors keep their meaning: ``StoreUnavailable`` in the child (or no child
 to ask) is ``StoreUnavailable`` here, so the recorder buffers and retries as before;
@@ -17,15 +18,16 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from serving.recorder import ServedPrediction, rows_of
 from serving.worker_process import WorkerProcess, WorkerProcessError, run_child
-from store import PredictionRows, StoreUnavailable
+from store import StoreUnavailable
 
 #: The child reads its database URL from here (the environment, not the command line: it may hold a password).
 URL_VARIABLE = "NIGHTDESK_STORE_WRITER_URL"
 
 
 class StoreWriterProcess:
-    """``record_predictions`` of a ``store.Store`` at ``url``, run in a child process."""
+    """The recorder's writer: served predictions stored in the ``store.Store`` at ``url`` by a child process."""
 
     def __init__(self, url: str, *, timeout_s: float = 60.0, restart_interval_s: float = 1.0):
         self.worker = WorkerProcess("serving.store_writer", env={URL_VARIABLE: url},
@@ -36,11 +38,10 @@ class StoreWriterProcess:
         self.worker.start()
         return self
 
-    def record_predictions(self, records: Iterable[PredictionRows]) -> int:
+    def record_predictions(self, served: Iterable[ServedPrediction]) -> int:
         """Store the predictions (ids already stored are skipped); returns how many were new."""
-        rows = list(records)
         try:
-            return self.worker.call(rows).result(timeout=self.timeout_s)
+            return self.worker.call(list(served)).result(timeout=self.timeout_s)
         except FutureTimeout:
             raise StoreUnavailable(f"the store writer did not answer within {self.timeout_s:.0f} s") from None
         except WorkerProcessError as error:
@@ -53,18 +54,18 @@ class StoreWriterProcess:
 
 
 class StoreWriter:
-    """The child's side: one store, opened on first use, writing each batch it is sent."""
+    """The child's side: one store, opened on first use, storing each batch of served predictions it is sent."""
 
     def __init__(self, url: str):
         self.url = url
         self._store = None
 
-    def __call__(self, rows: list[PredictionRows]) -> int:
+    def __call__(self, served: list[ServedPrediction]) -> int:
         if self._store is None:
             from store import Store
 
             self._store = Store(self.url, migrate=False)
-        return self._store.record_predictions(rows)
+        return self._store.record_predictions(rows_of(served))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Interface (pydantic models in ``store.schemas``, errors in ``store.errors``)::
 
     store = Store(url)                                  # or Store.open(url); Store(url, migrate=False) is lazy
     store.record_predictions([PredictionRecord, ...])   # masks the text; existing ids are skipped
-        # (or PredictionRows: the same as plain table rows, routing possibly RawJSON text, for bulk writers)
+        # (or PredictionRows: the same as plain table rows, for bulk writers)
     store.add_corrections([CorrectionIn, ...]) -> [CorrectionResult, ...]
         # one transaction; label checked against the predicting model's classes;
         # idempotent per (ticket, task, agent): a repeat updates or leaves the stored one;
@@ -40,11 +40,11 @@ from store.schemas import (
     RecentPrediction,
     TaskOutcome,
 )
-from store.store import CORRECTION_COLUMNS, PredictionRows, RawJSON, Store
+from store.store import CORRECTION_COLUMNS, PredictionRows, Store
 
 __all__ = [
     "CORRECTION_COLUMNS", "ROLES", "ApiKeyInfo", "CorrectionIn", "CorrectionResult", "FeedbackStats",
-    "InvalidCorrection", "OverrideRate", "PredictionNotFound", "PredictionRecord", "PredictionRows", "RawJSON", "RecentPrediction",
+    "InvalidCorrection", "OverrideRate", "PredictionNotFound", "PredictionRecord", "PredictionRows", "RecentPrediction",
     "Store",
     "StoreError", "StoreUnavailable", "TaskOutcome",
 ]

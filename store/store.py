@@ -6,7 +6,6 @@ Every method is one transaction. Database trouble (unreachable, locked) surfaces
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -335,14 +334,13 @@ def _engine(url: str, connect_timeout_s: float) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               json_serializer=_dump_json)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _serialise_sqlite_writes(engine)
         return engine
     connect_args = {}
     if parsed.get_backend_name() == "postgresql":
         connect_args["connect_timeout"] = max(1, int(connect_timeout_s))
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, json_serializer=_dump_json)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def _serialise_sqlite_writes(engine: Engine) -> None:
@@ -385,20 +383,9 @@ def _first_line(error: object) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-class RawJSON(str):
-    """JSON text serialized already (e.g. by pydantic's ``model_dump_json``): a JSON column stores it as is."""
-
-    __slots__ = ()
-
-
-def _dump_json(value) -> str:
-    """The engines' JSON serializer: ``json.dumps``, except for text that is JSON already."""
-    return value if isinstance(value, RawJSON) else json.dumps(value)
-
-
 class PredictionRows(NamedTuple):
     """One prediction as the rows of its two tables (``predictions``, ``prediction_tasks``), with the text
-    not yet masked. Column values as in ``_prediction_row``; ``routing`` may be ``RawJSON``."""
+    not yet masked. Column values as in ``_prediction_row``."""
 
     prediction: dict[str, Any]
     tasks: list[dict[str, Any]]

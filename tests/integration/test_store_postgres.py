@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.recorder import PredictionRecorder
-from serving.schemas import PredictionOut, Routing, TaskPrediction, TicketIn
+from serving.recorder import InProcessWriter, PredictionRecorder
+from serving.schemas import PredictionOut, Routing, TaskPrediction, TicketIn, answer_json
 from store import CorrectionIn, Store, StoreUnavailable
 
 pytestmark = pytest.mark.integration
@@ -55,17 +55,17 @@ def private_postgres():
 def test_a_postgres_outage_buffers_predictions_refuses_corrections_and_recovers(private_postgres):
     url, stop, start = private_postgres
     store = Store(url)
-    recorder = PredictionRecorder(store, retry_min_s=0.05, retry_max_s=0.2).start()
+    recorder = PredictionRecorder(InProcessWriter(store), retry_min_s=0.05, retry_max_s=0.2).start()
     try:
         ticket, answer = served(1)
-        assert recorder.submit([ticket], [answer]) and recorder.flush(10)
+        assert recorder.submit([ticket], [answer_json(answer)]) and recorder.flush(10)
 
         stop()
         with pytest.raises(StoreUnavailable):
             store.add_corrections([CorrectionIn(prediction_id="p1", task="category", label="access",
                                                 agent_id="a")])
         more = [served(i) for i in range(2, 6)]
-        recorder.submit([t for t, _ in more], [a for _, a in more])
+        recorder.submit([t for t, _ in more], [answer_json(a) for _, a in more])
         assert not recorder.flush(1) and recorder.failing
 
         assert start() == url  # the same server, address and data

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from serving.auth import KeyRing
-from serving.recorder import PredictionRecorder
+from serving.recorder import InProcessWriter, PredictionRecorder
 from store import Store
 
 #: Nothing listens on port 1: connecting is refused at once, like a database that is down.
@@ -18,7 +18,7 @@ UNREACHABLE = "postgresql+psycopg://nightdesk:x@127.0.0.1:1/nightdesk"
 def service_store(service, url: str) -> Iterator[Store]:
     """The service's store, recorder and key ring replaced by fresh ones on ``url``."""
     store = Store(url)
-    recorder = PredictionRecorder(store, retry_min_s=0.02, retry_max_s=0.1).start()
+    recorder = PredictionRecorder(InProcessWriter(store), retry_min_s=0.02, retry_max_s=0.1).start()
     keyring = KeyRing(store, refresh_s=3600)
     keyring.reload()
     keyring.miss_reload_s = 0.0

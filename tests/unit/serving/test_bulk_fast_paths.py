@@ -16,7 +16,7 @@ import pytest
 from serving.kb import DEFAULT_MIN_SCORE, KnowledgeBase, search_text
 from serving.policy import decide, decide_many
 from serving.routing import PolicyRouter, load_routing_policy, route_all
-from serving.schemas import TaskPrediction, TicketIn
+from serving.schemas import TaskPrediction, TicketIn, answer_json
 from training.sample import generate_tickets
 
 QUERIES = [
@@ -164,7 +164,7 @@ def test_an_unvalidated_record_equals_the_validated_one():
 
 
 class _CountingStore:
-    """The real store, counting its transactions."""
+    """The real store's writer, counting its transactions."""
 
     def __init__(self, store):
         self.store, self.batches = store, []
@@ -176,16 +176,16 @@ class _CountingStore:
 
 
 def test_a_trickle_of_predictions_shares_transactions(tmp_path):
-    from serving.recorder import PredictionRecorder
+    from serving.recorder import InProcessWriter, PredictionRecorder
     from store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    counting = _CountingStore(store)
+    counting = _CountingStore(InProcessWriter(store))
     recorder = PredictionRecorder(counting, linger_s=0.3).start()
     try:
         for i in range(10):
             ticket, answer = _served(i)
-            recorder.submit([ticket], [answer])
+            recorder.submit([ticket], [answer_json(answer)])
             time.sleep(0.005)
         assert recorder.flush(5)
         assert sum(counting.batches) == 10 and len(counting.batches) <= 3, counting.batches
@@ -195,14 +195,14 @@ def test_a_trickle_of_predictions_shares_transactions(tmp_path):
 
 
 def test_flush_does_not_wait_for_the_linger(tmp_path):
-    from serving.recorder import PredictionRecorder
+    from serving.recorder import InProcessWriter, PredictionRecorder
     from store import Store
 
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    recorder = PredictionRecorder(store, linger_s=30).start()
+    recorder = PredictionRecorder(InProcessWriter(store), linger_s=30).start()
     try:
         ticket, answer = _served(1)
-        recorder.submit([ticket], [answer])
+        recorder.submit([ticket], [answer_json(answer)])
         started = time.monotonic()
         assert recorder.flush(5) and time.monotonic() - started < 2
         assert store.prediction_count() == 1
@@ -248,7 +248,7 @@ def test_a_batch_the_store_refuses_is_counted_dropped_not_written(tmp_path):
     recorder = PredictionRecorder(Refusing(), linger_s=0).start()
     try:
         ticket, answer = _served(1)
-        recorder.submit([ticket], [answer])
+        recorder.submit([ticket], [answer_json(answer)])
         assert recorder.flush(5)
         assert (recorder.written, recorder.dropped, recorder.failing) == (0, 1, False)
     finally:

@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 from store_helpers import UNREACHABLE, service_store, wait_for
 
+from serving.recorder import InProcessWriter
 from store import Store
 
 
@@ -126,13 +127,13 @@ def test_store_down_feedback_is_503_and_predict_answers_unrecorded_until_it_is_b
         assert int(response.headers["retry-after"]) > 0 and "unavailable" in response.json()["detail"]
     service.store = live
 
-    service.recorder.store = down
+    service.recorder.store = InProcessWriter(down)
     before = predict(client, payloads[0])  # answered at once, whatever the store does
     assert wait_for(lambda: service.recorder.failing)
     during = predict(client, payloads[1])
     assert during["recorded"] is False and during["predictions"]
     assert live.prediction_count() == 0
-    service.recorder.store = live  # the database is back
+    service.recorder.store = InProcessWriter(live)  # the database is back
     assert service.recorder.flush(5) and not service.recorder.failing
     recorded = {p.prediction_id for p in live.recent_predictions()}
     assert {before["prediction_id"], during["prediction_id"]} <= recorded

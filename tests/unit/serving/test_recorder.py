@@ -6,8 +6,8 @@ import threading
 
 from store_helpers import UNREACHABLE, wait_for
 
-from serving.recorder import PredictionRecorder, prediction_record
-from serving.schemas import PredictionOut, Routing, TaskPrediction, TicketIn
+from serving.recorder import InProcessWriter, PredictionRecorder, prediction_record
+from serving.schemas import PredictionOut, Routing, TaskPrediction, TicketIn, answer_json
 from store import Store
 
 
@@ -24,7 +24,7 @@ def served(i: int) -> tuple[TicketIn, PredictionOut]:
 
 def submit(recorder: PredictionRecorder, ids) -> bool:
     pairs = [served(i) for i in ids]
-    return recorder.submit([t for t, _ in pairs], [a for _, a in pairs])
+    return recorder.submit([t for t, _ in pairs], [answer_json(a) for _, a in pairs])
 
 
 def test_a_record_keeps_what_retraining_and_the_console_need():
@@ -47,7 +47,7 @@ def test_submit_returns_while_the_database_is_stuck(tmp_path):
         return original(records)
 
     store.record_predictions = stuck
-    recorder = PredictionRecorder(store).start()
+    recorder = PredictionRecorder(InProcessWriter(store)).start()
     submit(recorder, [1])
     assert entered.wait(5)  # the writer is now inside a database call that does not return
     done = threading.Event()
@@ -61,7 +61,7 @@ def test_submit_returns_while_the_database_is_stuck(tmp_path):
 
 
 def test_a_full_buffer_drops_the_oldest_and_the_rest_is_written_when_the_store_is_back(tmp_path):
-    recorder = PredictionRecorder(Store(UNREACHABLE, migrate=False), buffer_size=3, batch_size=2,
+    recorder = PredictionRecorder(InProcessWriter(Store(UNREACHABLE, migrate=False)), buffer_size=3, batch_size=2,
                                   retry_min_s=0.01, retry_max_s=0.05).start()
     assert submit(recorder, [1, 2])  # not known to fail yet
     assert wait_for(lambda: recorder.failing)
@@ -69,7 +69,7 @@ def test_a_full_buffer_drops_the_oldest_and_the_rest_is_written_when_the_store_i
     # Two are held by the writer's pending batch; the buffer kept the newest three.
     assert recorder.dropped == 3 and recorder.backlog == 5
     good = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    recorder.store = good
+    recorder.store = InProcessWriter(good)
     assert recorder.flush(5) and not recorder.failing
     assert {p.prediction_id for p in good.recent_predictions()} == {"p1", "p2", "p6", "p7", "p8"}
     recorder.stop()
@@ -77,7 +77,7 @@ def test_a_full_buffer_drops_the_oldest_and_the_rest_is_written_when_the_store_i
 
 def test_stop_writes_what_is_queued(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    recorder = PredictionRecorder(store, batch_size=7).start()
+    recorder = PredictionRecorder(InProcessWriter(store), batch_size=7).start()
     submit(recorder, range(50))
     recorder.stop(timeout_s=5)
     assert store.prediction_count() == 50 and recorder.written == 50

@@ -1,16 +1,15 @@
-"""The recorder's row form (plain dicts, JSON serialized by pydantic) stores exactly what the validated
-``PredictionRecord`` path stores: the same masked text, times, outcomes and routing, read back."""
+"""The store writer's rows, read from the answers' JSON as the client received it, store exactly what the
+validated ``PredictionRecord`` path stores: the same masked text, times, outcomes and routing, read back."""
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import UTC, datetime
 
-from serving.recorder import prediction_record, prediction_rows
+from serving.recorder import ServedPrediction, prediction_record, prediction_rows, rows_of, served_predictions
 from serving.routing import PolicyRouter, load_routing_policy
-from serving.schemas import PredictionOut, TaskPrediction, TicketIn
-from store import RawJSON, Store
+from serving.schemas import BatchOut, PredictionOut, TaskPrediction, TicketIn, answer_json, batch_json
+from store import Store
 
 LABELS = {"urgency": ["critical", "high", "medium", "low"], "category": ["billing", "technical", "account"],
           "sentiment": ["negative", "neutral", "positive"]}
@@ -43,6 +42,10 @@ def _answers(count: int) -> tuple[list[TicketIn], list[PredictionOut]]:
     return tickets, answers
 
 
+def _served(tickets: list[TicketIn], answers: list[PredictionOut]) -> list[ServedPrediction]:
+    return served_predictions(tickets, [answer_json(a) for a in answers], SERVED_AT)
+
+
 def _stored(store: Store) -> list[dict]:
     return [p.model_dump(exclude={"prediction_id"}) for p in
             sorted(store.recent_predictions(limit=1000), key=lambda p: p.prediction_id)]
@@ -52,33 +55,37 @@ def test_rows_store_what_validated_records_store(tmp_path, store_url):
     tickets, answers = _answers(30)
     plain, fast = Store(f"sqlite:///{tmp_path / 'plain.db'}"), Store(store_url)
     assert plain.record_predictions([prediction_record(t, a, SERVED_AT) for t, a in zip(tickets, answers)]) == 30
-    assert fast.record_predictions([prediction_rows(t, a, SERVED_AT) for t, a in zip(tickets, answers)]) == 30
+    assert fast.record_predictions(rows_of(_served(tickets, answers))) == 30
     stored = _stored(fast)
     assert stored == _stored(plain)
     assert any(s["routing"].get("acknowledgement") for s in stored) and any(s["routing"].get("sla") for s in stored)
     assert all("4111" not in s["body"] and "@example.com" not in s["body"] for s in stored)  # masked all the same
     # A retry of the same rows is skipped, as for records.
-    assert fast.record_predictions([prediction_rows(t, a, SERVED_AT) for t, a in zip(tickets, answers)]) == 0
+    assert fast.record_predictions(rows_of(_served(tickets, answers))) == 0
     fast.close()
 
 
 def test_rows_hold_the_same_values_as_the_record():
     tickets, answers = _answers(6)
-    for ticket, answer in zip(tickets, answers):
-        record, rows = prediction_record(ticket, answer, SERVED_AT), prediction_rows(ticket, answer, SERVED_AT)
-        assert isinstance(rows.prediction["routing"], RawJSON)
-        assert json.loads(rows.prediction["routing"]) == record.routing
+    for ticket, answer, served in zip(tickets, answers, _served(tickets, answers)):
+        record, rows = prediction_record(ticket, answer, SERVED_AT), prediction_rows(served)
+        assert rows.prediction["routing"] == record.routing  # unset fields left out at every depth
         assert rows.prediction["queue"] == record.routing["queue"]
         assert rows.prediction["created_at"] == record.created_at
-        assert [{**t, "probabilities": json.loads(t["probabilities"])} for t in rows.tasks] == [
-            {"prediction_id": record.prediction_id, "task": task, **o.model_dump()}
-            for task, o in record.outcomes.items()]
+        assert rows.prediction["ticket_created_at"] == record.ticket_created_at
+        assert rows.tasks == [{"prediction_id": record.prediction_id, "task": task, **o.model_dump()}
+                              for task, o in record.outcomes.items()]  # floats exact through JSON
 
 
-def test_raw_json_is_stored_as_is_and_other_values_as_json(tmp_path):
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    with store.engine.connect() as connection:
-        serializer = connection.dialect._json_serializer
-    assert serializer(RawJSON('{"a":1}')) == '{"a":1}'
-    assert serializer('{"a":1}') == json.dumps('{"a":1}')  # a plain string is a JSON string value
-    assert serializer({"a": [1.5, None]}) == json.dumps({"a": [1.5, None]})
+def test_an_answer_that_cannot_be_read_leaves_the_rest_of_its_batch():
+    tickets, answers = _answers(3)
+    served = _served(tickets, answers)
+    broken = served[1]._replace(answer_json=b"{not json")
+    assert [rows.prediction["id"] for rows in rows_of([served[0], broken, served[2]])] == ["p0", "p2"]
+
+
+def test_the_batch_body_is_the_batch_models_json_made_of_the_answers_json():
+    _, answers = _answers(4)
+    assert answer_json(answers[0]) == answers[0].model_dump_json().encode()
+    for some in (answers[:1], answers):
+        assert batch_json([answer_json(a) for a in some]) == BatchOut(predictions=some).model_dump_json().encode()

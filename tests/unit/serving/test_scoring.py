@@ -256,3 +256,25 @@ def test_temperature_softmax_equals_the_calibrators_predict_also_for_rows_that_l
         expected = calibrator.predict(scores)
         got = temperature_softmax(calibrator.beta_, scores)
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("rows", [1, 7])
+def test_joined_blocks_equal_scipy_hstack_entry_for_entry(rows):
+    # Row by row, block after block, each block's entries in their own (not necessarily sorted) order;
+    # empty rows, an empty block and mixed dtypes included.
+    import numpy as np
+    import scipy.sparse as sp
+
+    from features.online import _join_blocks
+
+    rng = np.random.default_rng(rows)
+    matrices = [sp.random(rows, 40, density=0.3, format="csr", dtype=np.float32, random_state=1),
+                sp.csr_matrix((rows, 5), dtype=np.float32),
+                sp.csr_matrix(rng.random((rows, 9)) * (np.arange(rows) % 3 != 1)[:, None])]  # empty rows
+    matrices[0].indices[:] = rng.permutation(matrices[0].indices)  # unsorted within rows is kept as is
+    blocks = [(m.data, m.indices, m.indptr, m.shape[1]) for m in matrices]
+    data, indices, indptr, width = _join_blocks(blocks)
+    expected = sp.hstack(matrices, format="csr")
+    assert width == expected.shape[1] and data.dtype == expected.dtype
+    assert np.array_equal(indptr, expected.indptr)
+    assert np.array_equal(indices, expected.indices) and np.array_equal(data, expected.data)

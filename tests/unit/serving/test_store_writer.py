@@ -9,14 +9,17 @@ import pytest
 from store_helpers import UNREACHABLE
 from test_recorder import served
 
-from serving.recorder import PredictionRecorder, prediction_rows
+from serving.recorder import PredictionRecorder, prediction_record, served_predictions
+from serving.schemas import answer_json
 from serving.store_writer import StoreWriterProcess
 from serving.worker_process import WorkerProcessError, read_frame, serve, write_frame
 from store import Store, StoreUnavailable
 
 
 def rows(ids):
-    return [prediction_rows(*served(i), served_at=1_767_575_297.0 + i) for i in ids]
+    """Served predictions, as the recorder sends them to the writer."""
+    return [item for i in ids for item in served_predictions([served(i)[0]], [answer_json(served(i)[1])],
+                                                             served_at=1_767_575_297.0 + i)]
 
 
 @pytest.fixture
@@ -30,7 +33,7 @@ def test_the_writer_process_stores_what_the_store_itself_would(store_url, writer
     assert writer.record_predictions(rows([1, 2, 3])) == 3
     assert writer.record_predictions(rows([2, 3, 4])) == 1  # ids already stored are skipped
     direct = Store(f"sqlite:///{tmp_path / 'direct.db'}")
-    direct.record_predictions(rows([1, 2, 3, 4]))
+    direct.record_predictions([prediction_record(*served(i), served_at=1_767_575_297.0 + i) for i in [1, 2, 3, 4]])
 
     def content(store):
         return sorted((p.model_dump(exclude={"created_at"}) for p in store.recent_predictions()),
@@ -47,7 +50,8 @@ def test_an_unreachable_database_is_store_unavailable_to_the_recorder():
         with pytest.raises(StoreUnavailable):
             writer.record_predictions(rows([1]))
         recorder = PredictionRecorder(writer, retry_min_s=0.05).start()
-        assert recorder.submit(*zip(*[served(1)])) is True  # not known to fail yet
+        ticket, answer = served(1)
+        assert recorder.submit([ticket], [answer_json(answer)]) is True  # not known to fail yet
         deadline = time.monotonic() + 30
         while not recorder.failing and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -66,7 +70,7 @@ def test_a_writer_that_died_is_started_again_and_nothing_is_lost(tmp_path):
         writer.worker._process.kill()
         writer.worker._process.wait()
         pairs = [served(i) for i in (1, 2)]
-        recorder.submit([t for t, _ in pairs], [a for _, a in pairs])
+        recorder.submit([t for t, _ in pairs], [answer_json(a) for _, a in pairs])
         assert recorder.flush(30), "the recorder never wrote after the writer died"
         assert Store(url).prediction_count() == 2 and recorder.dropped == 0
     finally:

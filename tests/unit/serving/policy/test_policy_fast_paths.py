@@ -1,5 +1,5 @@
 """The routing hot path's fast forms give exactly what the plain ones give: the combined signal screen,
-both SLA deadlines from one walk over the shifts, and deadlines built without re-validation."""
+the signals' required substrings, lower-cased matching and both SLA deadlines from one walk over the shifts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from policy_helpers import make_policy
 
 from serving.policy import PRIORITIES
 from serving.policy.calendar import add_business_minutes, add_business_minutes_many
-from serving.policy.compiled import CompiledSignal, lowered_regex, signal_screen
+from serving.policy.compiled import CompiledSignal, ascii_probe, lowered_regex, required_substrings, signal_screen
 from serving.policy.decide import deadlines
 from serving.schemas import SlaDeadlines
 from training.sample import generate_tickets
@@ -55,7 +55,7 @@ def test_the_signal_screen_finds_exactly_the_signals_the_patterns_find(example):
 
 
 def test_the_shipped_signals_are_matched_on_lower_cased_text_with_the_same_result(example):
-    assert example.lowered is not None  # the fast form is in use for the shipped policy
+    assert example.lowered is not None and example.lowered_needs is not None  # the fast forms are in use
     texts = _texts()
     assert sum(text.isascii() for text in texts) > 300 and not all(text.isascii() for text in texts)
     found = [[s.name for s in example.find_signals(text)] for text in texts]
@@ -92,6 +92,34 @@ def test_a_lowered_pattern_finds_what_the_case_insensitive_one_finds(pattern, te
         assert found.span() == lowered.span()
 
 
+def test_required_substrings_read_off_a_pattern():
+    assert required_substrings(r"\b(hack(ed|er)?|breach)\b") == {"hack", "breach"}
+    assert required_substrings(r"(cat|dog)s") == {"cat", "dog"}  # the set with the longer strings
+    assert required_substrings(r"50[234] error") == {" error"}
+    assert required_substrings(r"(charged|charged twice|x[yz])") == {"charged", "x"}  # "charged" covers the second
+    assert required_substrings(r"x(?=yz)") == {"x"}  # a lookahead's text need not be in the match
+    for unknown in (r"\w+", r"(x|\d)", r"x{0,3}", r"a|", r"[^a]", r"(?i:ab)", ""):
+        assert required_substrings(unknown) is None, unknown
+
+
+@settings(PROFILE)
+@given(st.sampled_from(LOWERABLE + [r"\b(is|are) down\b", r"(cat|dog)s?", r"a(b|)c", r"(?:ab)+x"]),
+       ascii_texts.map(str.lower))
+def test_a_text_without_the_required_substrings_never_matches(pattern, text):
+    needs = required_substrings(pattern)
+    if needs is not None and re.search(pattern, text):
+        assert any(part in text for part in needs)
+
+
+def test_the_ascii_probe_maps_every_character_that_matches_an_ascii_one_to_it():
+    # Every code point, against every ASCII character, by the regex engine's own case-insensitive rule.
+    every = "".join(chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF)
+    for code in range(128):
+        for match in re.finditer(re.escape(chr(code)), every, re.IGNORECASE):
+            assert ascii_probe(match.group().lower()) == chr(code).lower(), hex(ord(match.group()))
+    assert ascii_probe("HİN ſtolen Kılıç".lower()) == "hin stolen kiliç"
+
+
 def _signals(*patterns: str) -> tuple[CompiledSignal, ...]:
     class Spec:
         def __init__(self, pattern):
@@ -120,7 +148,7 @@ def test_deadlines_from_one_walk_equal_one_walk_each(example, start, minutes, qu
 @settings(PROFILE)
 @given(instants, st.sampled_from(["billing", "security", "general"]), st.sampled_from(["premium", "standard"]),
        st.sampled_from(PRIORITIES), st.sampled_from(["UTC", "Europe/Berlin", "America/New_York"]))
-def test_constructed_deadlines_equal_validated_ones(example, received, queue, tier, priority, zone):
+def test_deadlines_are_the_one_walk_sums_and_round_trip(example, received, queue, tier, priority, zone):
     sla = deadlines(example, queue, tier, priority, received, zone)
     assert SlaDeadlines.model_validate(sla.model_dump()) == sla
     assert sla.model_dump_json() == SlaDeadlines(**sla.model_dump()).model_dump_json()
