@@ -171,7 +171,8 @@ class _TextBlock:
             and _Tfidf.supports(transformer.char_vectorizer_)
         )
 
-    def transform(self, values: np.ndarray, shared: dict) -> _Block:
+    def transform(self, values: np.ndarray, shared: dict) -> list[_Block]:
+        """The word block then the character block (joined once, with the other blocks, by the caller)."""
         key = ("texts", self.mask, self.mask_mentions, tuple(self.positions))
         texts = shared.get(key)
         if texts is None:
@@ -179,7 +180,7 @@ class _TextBlock:
                 join_ticket_text(row, mask=self.mask, mask_mentions=self.mask_mentions)
                 for row in values[:, self.positions]
             ]
-        return _join_blocks([part.transform(texts, shared) for part in self.parts])
+        return [part.transform(texts, shared) for part in self.parts]
 
 
 class _RowBlock:
@@ -193,7 +194,7 @@ class _RowBlock:
         self._lock = threading.Lock()
         self._direct = _direct_transform(transformer)
 
-    def transform(self, values: np.ndarray, shared: dict) -> _Block:
+    def transform(self, values: np.ndarray, shared: dict) -> list[_Block]:
         rows = values[:, self.positions]
         keys = [tuple(row) for row in rows.tolist()]
         with self._lock:  # one scoring thread at a time reads, fills and clears the memo
@@ -204,7 +205,7 @@ class _RowBlock:
         answers = [known[key] for key in keys]
         data = np.concatenate([d for d, _ in answers])
         indices = np.concatenate([i for _, i in answers])
-        return data, indices, np.concatenate(([0], np.cumsum([len(i) for _, i in answers]))), self.width
+        return [(data, indices, np.concatenate(([0], np.cumsum([len(i) for _, i in answers]))), self.width)]
 
     def _remember(self, keys: list[tuple], rows: np.ndarray) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
         """The transformer's rows for ``keys`` (each distinct row once), also kept in the memo."""
@@ -309,7 +310,9 @@ class OnlinePredictor:
                         for part in ("indptr", "indices", "data")))
 
     def features(self, values: np.ndarray, shared: dict) -> sp.csr_matrix:
-        data, indices, indptr, width = _join_blocks([block.transform(values, shared) for block in self._blocks])
+        # Every block's parts joined in one go: joining the text parts first would copy them twice.
+        data, indices, indptr, width = _join_blocks([part for block in self._blocks
+                                                     for part in block.transform(values, shared)])
         return sp.csr_matrix((data, indices.astype(np.int32), indptr.astype(np.int32)), shape=(len(values), width))
 
     def predict_records(self, values: np.ndarray, truncated: np.ndarray, shared: dict) -> list[dict]:
