@@ -67,7 +67,7 @@ class Policy:
                 # instead of the screen, and only those signals are searched (the search decides).
                 probe = lowered if lowered.isascii() else ascii_probe(lowered)
                 return [signal for signal, regex, needs in zip(self.signals, regexes, self.lowered_needs)
-                        if any(part in probe for part in needs) and regex.search(target)]
+                        if any(map(probe.__contains__, needs)) and regex.search(target)]
         if screen is not None and screen.search(target) is None:
             return []  # the alternation matches wherever any one of the patterns does
         return [signal for signal, regex in zip(self.signals, regexes) if regex.search(target)]

@@ -18,7 +18,7 @@ from serving.kb import (
     parse_article,
     read_articles,
 )
-from training.sample import DEFAULT_CATEGORIES
+from training.sample import DEFAULT_CATEGORIES, generate_tickets
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,27 @@ def test_synonym_expansion_adds_the_group_head_for_whole_words_only():
     groups = SynonymGroups([["login", "log in", "sign in"], ["invoice", "bill"]])
     assert groups.expand("can't sign  in today") == "can't sign  in today login"
     assert groups.expand("billing question") == "billing question"  # "bill" inside a word does not count
+
+
+def test_terms_found_by_first_word_are_what_the_whole_pattern_finds(shipped):
+    # Overlapping terms ("log in" / "login" / "log"), hyphens, case, runs of white space, terms
+    # back to back and inside longer words, and generated tickets: the same matches, in order.
+    synonyms = shipped.synonyms
+    tricky = ["LOG IN logged-in  Log\tIn loginlogin login_x Two-Factor 2FA e-mail log in log in",
+              "sign in sign-in signin, signed in; re-sign in", "money back?money back", "x" * 30 + " sign  in",
+              "", "   ", "pw_reset pw reset-pw", "Refund REFUNDED refunds\nrefund"]
+    frame = generate_tickets(200, seed=9)
+    texts = tricky + [f"{subject}\n{body}" for subject, body in zip(frame.subject, frame.body)]
+    assert synonyms._by_first_word is not None  # every shipped term is ASCII and begins with a word
+    found = [synonyms._found(text) for text in texts]
+    assert found == [[m.group() for m in synonyms._pattern.finditer(text)] for text in texts]
+    assert sum(map(bool, found)) > 50
+
+
+def test_terms_that_begin_without_a_word_or_outside_ascii_are_scanned_for_everywhere():
+    assert SynonymGroups([["-x", "y"]])._by_first_word is None
+    assert SynonymGroups([["café", "coffee"]])._by_first_word is None
+    assert SynonymGroups([["café", "coffee"]]).expand("un Café noir") == "un Café noir café"
 
 
 @pytest.mark.parametrize(("content", "message"), [
