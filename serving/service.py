@@ -77,6 +77,9 @@ BATCH_MAX_TICKETS = 64
 #: BENTOML_CONFIG_OPTIONS="services.nightdesk.traffic.timeout=N".
 REQUEST_TIMEOUT_S = 20
 JSON = "application/json"
+#: The collector's thresholds (``gc.set_threshold``): young collections every 50,000 allocations,
+#: not 700 (bulk rate +3-9% in interleaved runs; the objects between collections are few MB).
+GC_THRESHOLDS = (50_000, 20, 10)
 #: Seconds a shutdown waits for queued on-call pages before recording the unsent ones as failed.
 PAGER_SHUTDOWN_WAIT_S = 5.0
 
@@ -108,6 +111,9 @@ class Nightdesk:
         # long as the process. Frozen, the collector's full passes skip it, instead of stalling
         # every request for ~300 ms whenever one runs.
         gc.freeze()
+        # A bulk call allocates ~100 objects a ticket, nearly all freed by reference counting; at
+        # the default threshold (700) the collector ran ~every 7 tickets and cost ~15 us a ticket.
+        gc.set_threshold(*GC_THRESHOLDS)
 
     def __is_ready__(self) -> bool:
         # Ready when at least one task can be answered (a missing task is reported, not fatal).
