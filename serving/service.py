@@ -76,6 +76,7 @@ BATCH_MAX_TICKETS = 64
 #: tickets) takes well under a second on two cores; override with
 #: BENTOML_CONFIG_OPTIONS="services.nightdesk.traffic.timeout=N".
 REQUEST_TIMEOUT_S = 20
+#: What the handlers answer with: JSON they serialized themselves (``_answers_json``).
 JSON = "application/json"
 #: The collector's thresholds (``gc.set_threshold``): young collections every 50,000 allocations,
 #: not 700 (bulk rate +3-9% in interleaved runs; the objects between collections are few MB).
