@@ -39,6 +39,7 @@ import yaml
 from pydantic import BaseModel
 
 from features.transformers import join_ticket_text
+from serving.casefold import ascii_probe
 
 __all__ = [
     "DEFAULT_ARTICLES_DIR",
@@ -242,18 +243,20 @@ class SynonymGroups:
     def _found(self, text: str) -> list[str]:
         """The terms' matches in ``text``, as ``self._pattern.finditer`` finds them.
 
-        On ASCII text a match can only start where a word starts, and only a term whose first
-        word is that word can match there (a term's first word is followed by a space, a hyphen
-        or the term's end, the pattern by a non-word character): so only those terms are tried,
-        in the same order, at the starts of the words that begin a term (about six times cheaper
-        than scanning for all terms at every position). Other text is scanned by the pattern.
+        A match can only start where a word starts, and only a term whose first word is that word,
+        ignoring case, can match there (a term's first word is followed by a space, a hyphen or the
+        term's end, the pattern by a non-word character): so only those terms are tried, in the
+        same order, at the starts of the words that begin a term (about six times cheaper than
+        scanning for all terms at every position). The terms are ASCII: a word's ``ascii_probe``
+        is the term's first word wherever the case-insensitive pattern would match there.
         """
-        if self._by_first_word is None or not text.isascii():
+        if self._by_first_word is None:
             return [match.group() for match in self._pattern.finditer(text)]
+        fold = str.lower if text.isascii() else _ascii_fold
         found, resume = [], 0
         for word in _WORD.finditer(text):
             start = word.start()
-            terms = self._by_first_word.get(word.group().lower()) if start >= resume else None
+            terms = self._by_first_word.get(fold(word.group())) if start >= resume else None
             match = terms.match(text, start) if terms is not None else None
             if match is not None:
                 found.append(match.group())
@@ -264,6 +267,10 @@ class SynonymGroups:
 _WORD: Final[re.Pattern[str]] = re.compile(r"\w+")
 
 
+def _ascii_fold(word: str) -> str:
+    return ascii_probe(word.lower())
+
+
 def _terms_pattern(terms: Sequence[str], before: str = "") -> re.Pattern[str]:
     """One of ``terms`` (in this order) as whole words, any run of white space between their words."""
     return re.compile(r"%s(?:%s)(?!\w)" % (before, "|".join(re.escape(t).replace(r"\ ", r"\s+") for t in terms)),
@@ -272,8 +279,8 @@ def _terms_pattern(terms: Sequence[str], before: str = "") -> re.Pattern[str]:
 
 def _by_first_word(terms: Sequence[str]) -> dict[str, re.Pattern[str]] | None:
     """For each first word of ``terms``, the pattern of the terms that begin with it (in ``terms``' order);
-    None unless every term is ASCII and begins with a word character (then matching ASCII text by
-    first word finds exactly what the full pattern finds)."""
+    None unless every term is ASCII and begins with a word character (then matching by first word
+    finds exactly what the full pattern finds)."""
     if not all(term.isascii() and _WORD.match(term) for term in terms):
         return None
     starting: dict[str, list[str]] = {}

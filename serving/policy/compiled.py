@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from serving.casefold import ascii_probe
 from serving.policy.calendar import Coverage, TeamCalendar
 from serving.policy.spec import PolicySpec, Signal, load_policy_spec, weekly_ranges
 
@@ -173,14 +174,6 @@ def lowered_signals(screen: re.Pattern[str] | None, signals: tuple[CompiledSigna
     if screen is not None and lowered_screen is None:
         return None
     return lowered_screen, regexes
-
-
-def ascii_probe(lowered: str) -> str:
-    """Lower-cased text in which every character that case-insensitive matching equates with an ASCII
-    character is that character: ``str.lower`` does it but for the dotless i and the long s, and it
-    leaves a combining dot after the "i" of "İ" (tests check this for every code point). So a string
-    of the lowered patterns' required ASCII occurs in it wherever the case-insensitive pattern matches."""
-    return lowered.replace("\u0131", "i").replace("\u017f", "s").replace("\u0307", "")
 
 
 def required_substrings(pattern: str) -> frozenset[str] | None:

@@ -127,13 +127,18 @@ def test_synonym_expansion_adds_the_group_head_for_whole_words_only():
 
 def test_terms_found_by_first_word_are_what_the_whole_pattern_finds(shipped):
     # Overlapping terms ("log in" / "login" / "log"), hyphens, case, runs of white space, terms
-    # back to back and inside longer words, and generated tickets: the same matches, in order.
+    # back to back and inside longer words, non-ASCII text and generated tickets in five languages:
+    # the same matches, in order.
     synonyms = shipped.synonyms
     tricky = ["LOG IN logged-in  Log\tIn loginlogin login_x Two-Factor 2FA e-mail log in log in",
               "sign in sign-in signin, signed in; re-sign in", "money back?money back", "x" * 30 + " sign  in",
-              "", "   ", "pw_reset pw reset-pw", "Refund REFUNDED refunds\nrefund"]
+              "", "   ", "pw_reset pw reset-pw", "Refund REFUNDED refunds\nrefund",
+              # Characters that match ASCII letters ignoring case, and letters that extend a word.
+              "ſign in, SIGN İN, logın, LOG İN, İnvoice, \u212aey, \u212aeys", "élogin café-login login-é 2fa²",
+              "Überweisung: refund über money back ſtolen"]
     frame = generate_tickets(200, seed=9)
     texts = tricky + [f"{subject}\n{body}" for subject, body in zip(frame.subject, frame.body)]
+    texts += [text.lower() for text in texts]  # as search_text hands them over
     assert synonyms._by_first_word is not None  # every shipped term is ASCII and begins with a word
     found = [synonyms._found(text) for text in texts]
     assert found == [[m.group() for m in synonyms._pattern.finditer(text)] for text in texts]

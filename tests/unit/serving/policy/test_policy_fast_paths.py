@@ -13,7 +13,7 @@ from policy_helpers import make_policy
 
 from serving.policy import PRIORITIES
 from serving.policy.calendar import add_business_minutes, add_business_minutes_many
-from serving.policy.compiled import CompiledSignal, ascii_probe, lowered_regex, required_substrings, signal_screen
+from serving.policy.compiled import CompiledSignal, lowered_regex, required_substrings, signal_screen
 from serving.policy.decide import deadlines
 from serving.schemas import SlaDeadlines
 from training.sample import generate_tickets
@@ -109,15 +109,6 @@ def test_a_text_without_the_required_substrings_never_matches(pattern, text):
     needs = required_substrings(pattern)
     if needs is not None and re.search(pattern, text):
         assert any(part in text for part in needs)
-
-
-def test_the_ascii_probe_maps_every_character_that_matches_an_ascii_one_to_it():
-    # Every code point, against every ASCII character, by the regex engine's own case-insensitive rule.
-    every = "".join(chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF)
-    for code in range(128):
-        for match in re.finditer(re.escape(chr(code)), every, re.IGNORECASE):
-            assert ascii_probe(match.group().lower()) == chr(code).lower(), hex(ord(match.group()))
-    assert ascii_probe("HİN ſtolen Kılıç".lower()) == "hin stolen kiliç"
 
 
 def _signals(*patterns: str) -> tuple[CompiledSignal, ...]:
