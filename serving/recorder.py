@@ -30,31 +30,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
-from serving.schemas import PredictionOut, TicketIn
-from store import PredictionRecord, PredictionRows, Store, StoreUnavailable, TaskOutcome
+from serving.schemas import TicketIn
+from store import PredictionRows, Store, StoreUnavailable
 
 logger = logging.getLogger("nightdesk.serving.recorder")
-
-
-def prediction_record(ticket: TicketIn, answer: PredictionOut, served_at: float) -> PredictionRecord:
-    """What the store keeps of one served prediction (text still unmasked: the store masks it).
-
-    Built with ``model_construct``: every value comes from models that were validated already
-    (the request's ``TicketIn``, the answer's ``TaskPrediction``s and ``Routing``), so checking
-    them again would only cost the writer time (tests pin the result to the validated one).
-    """
-    outcomes = {task: TaskOutcome.model_construct(label=p.label, probabilities=p.probabilities,
-                                                  confidence=p.confidence, needs_review=p.needs_review,
-                                                  model_name=p.model_name, model_version=p.model_version)
-                for task, p in answer.predictions.items()}
-    return PredictionRecord.model_construct(
-        prediction_id=answer.prediction_id, ticket_id=ticket.id,
-        created_at=datetime.fromtimestamp(served_at, UTC),
-        subject=ticket.subject or "", body=ticket.body or "", channel=ticket.channel,
-        customer_tier=ticket.customer_tier, language=ticket.language, ticket_created_at=ticket.created_at,
-        customer_timezone=ticket.customer_timezone, outcomes=outcomes,
-        routing=answer.routing.model_dump(mode="json", exclude_none=True),
-    )
 
 
 #: What the store keeps of a ticket, in the order of ``ServedPrediction.ticket``.
@@ -78,8 +57,9 @@ def served_predictions(tickets: Sequence[TicketIn], answers_json: Sequence[bytes
 
 
 def prediction_rows(served: ServedPrediction) -> PredictionRows:
-    """``prediction_record``'s content as the store's table rows, read from the answer's JSON (run by the
-    store writer, off the request path). Tests pin what is stored to ``prediction_record``'s."""
+    """What the store keeps of one served prediction, as its table rows (text still unmasked: the store
+    masks it), read from the answer's JSON by the store writer, off the request path. Tests pin what is
+    stored to a ``store.PredictionRecord`` built from the validated request and answer."""
     ticket_id, subject, body, channel, customer_tier, language, ticket_created_at, customer_timezone = served.ticket
     answer = json.loads(served.answer_json)
     prediction_id = answer["prediction_id"]

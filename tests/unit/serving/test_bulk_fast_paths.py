@@ -155,7 +155,7 @@ def _served(i: int):
 
 
 def test_an_unvalidated_record_equals_the_validated_one():
-    from serving.recorder import prediction_record
+    from store_helpers import prediction_record
     from store import PredictionRecord
 
     ticket, answer = _served(1)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from store_helpers import UNREACHABLE, wait_for
+from store_helpers import UNREACHABLE, prediction_record, wait_for
 
-from serving.recorder import InProcessWriter, PredictionRecorder, prediction_record
+from serving.recorder import InProcessWriter, PredictionRecorder
 from serving.schemas import PredictionOut, Routing, TaskPrediction, TicketIn, answer_json
 from store import Store
 

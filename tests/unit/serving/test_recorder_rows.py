@@ -6,7 +6,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from serving.recorder import ServedPrediction, prediction_record, prediction_rows, rows_of, served_predictions
+from store_helpers import prediction_record
+
+from serving.recorder import ServedPrediction, prediction_rows, rows_of, served_predictions
 from serving.routing import PolicyRouter, load_routing_policy
 from serving.schemas import BatchOut, PredictionOut, TaskPrediction, TicketIn, answer_json, batch_json
 from store import Store

@@ -6,10 +6,10 @@ import io
 import time
 
 import pytest
-from store_helpers import UNREACHABLE
+from store_helpers import UNREACHABLE, prediction_record
 from test_recorder import served
 
-from serving.recorder import PredictionRecorder, prediction_record, served_predictions
+from serving.recorder import PredictionRecorder, served_predictions
 from serving.schemas import answer_json
 from serving.store_writer import StoreWriterProcess
 from serving.worker_process import WorkerProcessError, read_frame, serve, write_frame
